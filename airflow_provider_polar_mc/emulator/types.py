@@ -1,0 +1,107 @@
+"""MaxCompute column types as the emulator understands them.
+
+One parser for the type strings that appear in DDL, in table metadata and in tunnel schemas, and
+one place that says how each type is stored in DuckDB and exchanged as Arrow. The HTTP layer, the
+SQL translator and the tunnel all go through here so that a type means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+# MaxCompute 2.0 primitive types supported by the emulator (what the provider maps MySQL onto).
+_SIMPLE = {
+    "BIGINT": ("BIGINT", pa.int64()),
+    "INT": ("INTEGER", pa.int32()),
+    "SMALLINT": ("SMALLINT", pa.int16()),
+    "TINYINT": ("TINYINT", pa.int8()),
+    "BOOLEAN": ("BOOLEAN", pa.bool_()),
+    "FLOAT": ("FLOAT", pa.float32()),
+    "DOUBLE": ("DOUBLE", pa.float64()),
+    "STRING": ("VARCHAR", pa.string()),
+    "BINARY": ("BLOB", pa.binary()),
+    "DATE": ("DATE", pa.date32()),
+    # DATETIME and TIMESTAMP are instants; stored as naive UTC. DATETIME has millisecond precision
+    # in MaxCompute (and in pyodps's Arrow mapping), TIMESTAMP nanoseconds.
+    "DATETIME": ("TIMESTAMP", pa.timestamp("ms")),
+    "TIMESTAMP": ("TIMESTAMP_NS", pa.timestamp("ns")),
+    "TIMESTAMP_NTZ": ("TIMESTAMP_NS", pa.timestamp("ns")),
+    # JSON documents are kept as their text.
+    "JSON": ("VARCHAR", pa.string()),
+}
+_ALIASES = {"INTEGER": "INT", "BOOL": "BOOLEAN", "REAL": "FLOAT", "TEXT": "STRING"}
+
+_TYPE_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")
+
+
+class UnsupportedType(ValueError):
+    """A type string the emulator does not implement."""
+
+
+@dataclass(frozen=True)
+class MCType:
+    """A parsed MaxCompute type: ``name`` upper-case, with precision/scale or length where it has one."""
+
+    name: str
+    precision: int | None = None
+    scale: int | None = None
+    length: int | None = None
+
+    def __str__(self) -> str:
+        # pyodps parses these back, so spell them as MaxCompute does (lower-case, no spaces).
+        if self.name == "DECIMAL":
+            return f"decimal({self.precision},{self.scale})"
+        if self.name in ("VARCHAR", "CHAR"):
+            return f"{self.name.lower()}({self.length})"
+        return self.name.lower()
+
+    @property
+    def duckdb(self) -> str:
+        """The DuckDB column type that stores this type without loss."""
+        if self.name == "DECIMAL":
+            return f"DECIMAL({self.precision},{self.scale})"
+        if self.name in ("VARCHAR", "CHAR"):
+            return "VARCHAR"
+        return _SIMPLE[self.name][0]
+
+    @property
+    def arrow(self) -> pa.DataType:
+        """The Arrow type pyodps uses for this type in Arrow tunnel sessions."""
+        if self.name == "DECIMAL":
+            return pa.decimal128(self.precision, self.scale)
+        if self.name in ("VARCHAR", "CHAR"):
+            return pa.string()
+        return _SIMPLE[self.name][1]
+
+
+def parse_type(text: str) -> MCType:
+    """Parse a MaxCompute type string such as ``decimal(12,2)``, ``varchar(16)`` or ``BIGINT``."""
+    m = _TYPE_RE.match(text)
+    if not m:
+        raise UnsupportedType(f"unsupported or malformed column type: {text!r}")
+    name = m.group(1).upper()
+    name = _ALIASES.get(name, name)
+    a, b = m.group(2), m.group(3)
+    if name == "DECIMAL":
+        # MaxCompute 2.0 DECIMAL without arguments is DECIMAL(38,18).
+        precision = int(a) if a is not None else 38
+        scale = int(b) if b is not None else (0 if a is not None else 18)
+        if not (1 <= precision <= 38) or not (0 <= scale <= precision):
+            raise UnsupportedType(f"DECIMAL precision/scale out of range in {text!r} (1 <= p <= 38, 0 <= s <= p)")
+        return MCType("DECIMAL", precision=precision, scale=scale)
+    if name in ("VARCHAR", "CHAR"):
+        if a is None or b is not None:
+            raise UnsupportedType(f"{name} needs one length argument: {text!r}")
+        length = int(a)
+        limit = 65535 if name == "VARCHAR" else 255
+        if not 1 <= length <= limit:
+            raise UnsupportedType(f"{name} length out of range in {text!r} (1..{limit})")
+        return MCType(name, length=length)
+    if name not in _SIMPLE:
+        raise UnsupportedType(f"unsupported column type: {text!r}")
+    if a is not None:
+        raise UnsupportedType(f"type {name} takes no arguments: {text!r}")
+    return MCType(name)
