@@ -25,8 +25,18 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["alibaba"],
             }
         ],
-        "hooks": [],
-        "connection-types": [],
+        "hooks": [
+            {
+                "integration-name": "PolarDB for MySQL to MaxCompute",
+                "python-modules": ["airflow_provider_polar_mc.hooks.polardb"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "polardb_mysql",
+                "hook-class-name": "airflow_provider_polar_mc.hooks.polardb.PolarDBMySqlHook",
+            }
+        ],
         "operators": [],
         "sensors": [],
         "triggers": [],

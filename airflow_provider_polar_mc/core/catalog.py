@@ -1,0 +1,229 @@
+"""The source catalog: tables, columns, keys and server settings, read from information_schema.
+
+Queries are batched per database (one for columns, one for keys) so that describing thousands of
+tables costs a handful of round trips. Behaviour shared by MySQL 8, PolarDB for MySQL and MariaDB
+is used; where they differ (server identity, binlog variables, retention) both spellings are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    name: str
+    ordinal: int
+    data_type: str  # lower-case DATA_TYPE, e.g. "bigint"
+    column_type: str  # full COLUMN_TYPE, e.g. "bigint(20) unsigned"
+    nullable: bool
+    numeric_precision: int | None = None
+    numeric_scale: int | None = None
+    datetime_precision: int | None = None
+    character_set: str | None = None
+    generated: bool = False  # virtual/stored generated column
+
+    @property
+    def unsigned(self) -> bool:
+        return "unsigned" in self.column_type.lower()
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    database: str
+    name: str
+    columns: tuple[SourceColumn, ...]
+    primary_key: tuple[str, ...] = ()
+    not_null_unique_keys: tuple[tuple[str, ...], ...] = ()
+    engine: str | None = None
+    estimated_rows: int = 0
+    data_bytes: int = 0
+    charset: str | None = None
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The columns identifying a row: the primary key, else the first NOT NULL unique key, else ()."""
+        if self.primary_key:
+            return self.primary_key
+        return self.not_null_unique_keys[0] if self.not_null_unique_keys else ()
+
+    def column(self, name: str) -> SourceColumn | None:
+        lname = name.lower()
+        return next((c for c in self.columns if c.name.lower() == lname), None)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    version: str
+    is_mariadb: bool
+    is_polardb: bool
+    server_id: int
+    server_uuid: str | None  # MySQL/PolarDB; MariaDB has none (identity = server_id + first binlog)
+    log_bin: bool
+    binlog_format: str | None
+    binlog_row_image: str | None
+    binlog_row_metadata: str | None
+    retention_seconds: int | None  # 0 = never purged; None = unknown
+    gtid_mode: str | None
+    variables: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def flavor(self) -> str:
+        return "polardb" if self.is_polardb else "mariadb" if self.is_mariadb else "mysql"
+
+
+def _rows(conn: pymysql.Connection, sql: str, args: Sequence[Any] | None = None) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+def list_databases(conn: pymysql.Connection) -> list[str]:
+    system = ("information_schema", "mysql", "performance_schema", "sys")
+    return [r[0] for r in _rows(conn, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA") if r[0] not in system]
+
+
+def list_tables(conn: pymysql.Connection, database: str) -> list[str]:
+    """Base tables of a database (views are not migrated), in name order."""
+    return [
+        r[0]
+        for r in _rows(
+            conn,
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'"
+            " ORDER BY TABLE_NAME",
+            (database,),
+        )
+    ]
+
+
+def describe_tables(
+    conn: pymysql.Connection, database: str, names: Iterable[str] | None = None
+) -> dict[str, SourceTable]:
+    """Describe the named base tables of ``database`` (all when ``names`` is None), keyed by table name."""
+    wanted = None if names is None else set(names)
+    table_rows = _rows(
+        conn,
+        "SELECT TABLE_NAME, ENGINE, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0), TABLE_COLLATION"
+        " FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'",
+        (database,),
+    )
+    column_rows = _rows(
+        conn,
+        "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE,"
+        " NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_SET_NAME, EXTRA"
+        " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        (database,),
+    )
+    key_rows = _rows(
+        conn,
+        "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, NULLABLE, SUB_PART"
+        " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+        (database,),
+    )
+    columns: dict[str, list[SourceColumn]] = {}
+    for t, name, pos, dtype, ctype, nullable, prec, scale, dprec, charset, extra in column_rows:
+        columns.setdefault(t, []).append(
+            SourceColumn(
+                name=name,
+                ordinal=int(pos),
+                data_type=dtype,
+                column_type=ctype,
+                nullable=nullable == "YES",
+                numeric_precision=int(prec) if prec is not None else None,
+                numeric_scale=int(scale) if scale is not None else None,
+                datetime_precision=int(dprec) if dprec is not None else None,
+                character_set=charset,
+                generated="GENERATED" in (extra or "").upper(),
+            )
+        )
+    indexes: dict[str, dict[str, list[tuple[str, bool, bool]]]] = {}
+    for t, index, non_unique, _seq, col, nullable, sub_part in key_rows:
+        if int(non_unique) == 0:
+            # A prefix index (SUB_PART) does not make the whole column unique.
+            indexes.setdefault(t, {}).setdefault(index, []).append((col, nullable == "YES", sub_part is not None))
+    result: dict[str, SourceTable] = {}
+    for t, engine, est_rows, data_len, collation in table_rows:
+        if wanted is not None and t not in wanted:
+            continue
+        pk: tuple[str, ...] = ()
+        uniques: list[tuple[str, ...]] = []
+        for index, cols in sorted(indexes.get(t, {}).items()):
+            if any(partial for _, _, partial in cols):
+                continue
+            names_ = tuple(c for c, _, _ in cols)
+            if index == "PRIMARY":
+                pk = names_
+            elif not any(nullable for _, nullable, _ in cols):
+                uniques.append(names_)
+        result[t] = SourceTable(
+            database=database,
+            name=t,
+            columns=tuple(columns.get(t, [])),
+            primary_key=pk,
+            not_null_unique_keys=tuple(sorted(uniques, key=len)),
+            engine=engine,
+            estimated_rows=int(est_rows),
+            data_bytes=int(data_len),
+            charset=(collation or "").split("_")[0] or None,
+        )
+    return result
+
+
+def _variables(conn: pymysql.Connection, names: Iterable[str]) -> dict[str, Any]:
+    names = list(names)
+    marks = ", ".join(["%s"] * len(names))
+    rows = _rows(conn, f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({marks})", names)
+    return {r[0].lower(): r[1] for r in rows}
+
+
+def server_info(conn: pymysql.Connection) -> ServerInfo:
+    v = _variables(
+        conn,
+        [
+            "version",
+            "version_comment",
+            "server_id",
+            "server_uuid",
+            "log_bin",
+            "binlog_format",
+            "binlog_row_image",
+            "binlog_row_metadata",
+            "binlog_expire_logs_seconds",
+            "expire_logs_days",
+            "gtid_mode",
+            "loose_polar_log_bin",
+            "polar_version",
+        ],
+    )
+    version = str(v.get("version", ""))
+    comment = str(v.get("version_comment", ""))
+    is_mariadb = "mariadb" in version.lower() or "mariadb" in comment.lower()
+    is_polardb = "polar" in comment.lower() or "polar_version" in v
+    retention: int | None = None
+    seconds = v.get("binlog_expire_logs_seconds")
+    days = v.get("expire_logs_days")
+    # MySQL 8 reports both; binlog_expire_logs_seconds wins when non-zero. MariaDB >= 10.6 has both too.
+    if seconds not in (None, "") and int(float(seconds)) > 0:
+        retention = int(float(seconds))
+    elif days not in (None, "") and float(days) > 0:
+        retention = int(float(days) * 86400)
+    elif seconds is not None or days is not None:
+        retention = 0
+    return ServerInfo(
+        version=version,
+        is_mariadb=is_mariadb,
+        is_polardb=is_polardb,
+        server_id=int(v.get("server_id") or 0),
+        server_uuid=v.get("server_uuid") or None,
+        log_bin=str(v.get("log_bin", "OFF")).upper() in ("ON", "1"),
+        binlog_format=v.get("binlog_format"),
+        binlog_row_image=v.get("binlog_row_image"),
+        binlog_row_metadata=v.get("binlog_row_metadata"),
+        retention_seconds=retention,
+        gtid_mode=v.get("gtid_mode"),
+        variables=v,
+    )

@@ -1,0 +1,117 @@
+"""How the core reaches the source database, without Airflow.
+
+:class:`MySqlEndpoint` is everything needed to open a session: the hook builds it from an Airflow
+connection, tests and benchmarks build it directly. Every session runs in UTC so TIMESTAMP values
+read by the full load match what the binary log carries (DESIGN.md §3.8). The same endpoint feeds
+pymysql, mysql-replication and the command-line client, so no caller needs to know driver details.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pymysql
+
+T = TypeVar("T")
+
+# pymysql error codes that mean "the connection, not the statement, failed": retrying may help.
+CONNECTION_ERROR_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1205, 1213})
+
+
+@dataclass(frozen=True)
+class MySqlEndpoint:
+    host: str
+    port: int = 3306
+    user: str = "root"
+    password: str = field(default="", repr=False)
+    database: str | None = None
+    ssl: dict[str, str] | None = None  # pymysql ssl dict: ca, cert, key, check_hostname
+    connect_timeout: float = 10.0
+    read_timeout: float | None = None
+    write_timeout: float | None = None
+    charset: str = "utf8mb4"
+
+    def pymysql_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=self.database,
+            charset=self.charset,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            write_timeout=self.write_timeout,
+            autocommit=True,
+            init_command="SET time_zone = '+00:00'",
+        )
+        if self.ssl:
+            kwargs["ssl"] = dict(self.ssl)
+        kwargs.update(overrides)
+        return kwargs
+
+    def connect(self, **overrides: Any) -> pymysql.Connection:
+        """A new session in UTC."""
+        return pymysql.connect(**self.pymysql_kwargs(**overrides))
+
+    def replication_settings(self) -> dict[str, Any]:
+        """Connection settings in the form mysql-replication's BinLogStreamReader takes."""
+        settings: dict[str, Any] = dict(
+            host=self.host, port=self.port, user=self.user, passwd=self.password, charset=self.charset
+        )
+        if self.ssl:
+            settings["ssl"] = dict(self.ssl)
+        return settings
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)):
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        return code is None or code in CONNECTION_ERROR_CODES
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """DTS's two retry windows: failed connections (long) and other transient errors (short)."""
+
+    connection_seconds: float = 720 * 60
+    other_seconds: float = 10 * 60
+    initial_backoff: float = 1.0
+    max_backoff: float = 60.0
+
+    def call(
+        self,
+        fn: Callable[[], T],
+        *,
+        retryable_other: Callable[[BaseException], bool] = lambda exc: False,
+        log: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> T:
+        """Call ``fn``; retry connection errors within the connection window and errors that
+        ``retryable_other`` accepts within the other window, with jittered exponential backoff."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not retryable
+                if is_connection_error(exc):
+                    window = self.connection_seconds
+                elif retryable_other(exc):
+                    window = self.other_seconds
+                else:
+                    raise
+                elapsed = time.monotonic() - started
+                if elapsed >= window:
+                    raise
+                delay = min(self.max_backoff, self.initial_backoff * 2**attempt) * (0.5 + random.random() / 2)
+                delay = min(delay, max(0.0, window - elapsed))
+                attempt += 1
+                if log:
+                    log(f"source error ({exc}); retry {attempt} in {delay:.1f}s, {window - elapsed:.0f}s left in window")
+                sleep(delay)
