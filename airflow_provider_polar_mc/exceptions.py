@@ -1,0 +1,144 @@
+"""Every error the provider raises on purpose, in one place.
+
+Two families, because Airflow treats them differently:
+
+* **Retrying cannot help** (bad configuration, a failed precheck, DDL we cannot replay, a source that
+  is no longer the server we started on, a checkpoint that disagrees with what is being written).
+  Operators turn these into ``AirflowFailException`` so the task fails at once instead of burning
+  retries. They derive from :class:`PolarMcError` with ``retryable = False``.
+* **Retrying may help** (a dropped connection, MaxCompute throttling, an expired tunnel session):
+  these are the drivers' own exceptions, deliberately not wrapped, so Airflow's retry policy (sized by
+  the spec's ``retry`` section) applies. A subclass that may succeed on retry sets ``retryable = True``.
+
+This module imports nothing from Airflow: the core and the spec raise these without a scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class PolarMcError(Exception):
+    """Base of every error raised on purpose by this provider.
+
+    ``retryable`` tells operators whether to let Airflow retry (True) or fail the task at once (False).
+    """
+
+    retryable: bool = False
+
+
+class ConfigError(PolarMcError, ValueError):
+    """The configuration (the migration spec, a connection's extras, an operator argument) is invalid.
+
+    Raised when the configuration is built or first used, before any data moves. Retrying cannot help:
+    the configuration has to be changed.
+    """
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One problem in a migration spec: ``path`` locates the field (``objects[3].filter``,
+    ``throttle.full.rows_per_s``; empty for the document itself), ``message`` says what is wrong."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SpecError(ConfigError):
+    """The migration spec is invalid; ``problems`` lists every problem found, each with its field path.
+
+    Raised once per spec by ``MigrationSpec.from_dict`` / ``from_yaml`` after the whole document has
+    been checked, so one run of the precheck (or of the DAG parser) shows everything to fix. Also raised
+    by ``MigrationSpec.select_tables`` when objects the spec names explicitly are missing from the
+    source. Retrying cannot help.
+    """
+
+    def __init__(self, problems: Iterable[SpecProblem], source: str | None = None):
+        self.problems: list[SpecProblem] = list(problems)
+        self.source = source
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f" in {self.source}" if self.source else ""
+        count = len(self.problems)
+        header = f"invalid migration spec{where} ({count} problem{'s' if count != 1 else ''}):"
+        return "\n".join([header, *(f"  {problem}" for problem in self.problems)])
+
+
+class PrecheckFailed(PolarMcError):
+    """At least one precheck failed (or warned without the warning being listed in
+    ``accepted_warnings``); ``results`` carries the failing check results for the report.
+
+    Raised by the precheck before any destination object is created. Retrying cannot help until the
+    source, the destination or the spec is changed as each result's fix describes.
+    """
+
+    def __init__(self, message: str, results: Iterable[object] = ()):
+        super().__init__(message)
+        self.results = list(results)
+
+
+class UnsupportedType(ConfigError):
+    """A source column has a type with no MaxCompute mapping (see ``core.typemap``).
+
+    Raised by the type mapping, during the precheck and schema migration. Retrying cannot help: exclude
+    the table or the column, or change the source type.
+    """
+
+
+class UnsupportedDDL(PolarMcError):
+    """The binlog carries a DDL statement the incremental migration cannot replay in MaxCompute (for
+    example a column type change MaxCompute does not allow, or a rename of a migrated table).
+
+    Raised by the incremental load at the statement's coordinate, before any row after it is written,
+    so nothing past the DDL reaches MaxCompute. Retrying cannot help: apply the change in MaxCompute by
+    hand (or re-run the setup for the table) and record that the DDL was handled.
+    """
+
+    def __init__(self, message: str, statement: str | None = None, coordinate: object | None = None):
+        super().__init__(message)
+        self.statement = statement
+        self.coordinate = coordinate
+
+
+class BinlogUnavailable(PolarMcError):
+    """A binlog file the next interval needs is no longer on the server (purged or expired).
+
+    Raised by the binlog sensor or the incremental load; the message names the missing file. Retrying
+    cannot help: the changes in that file are gone, so re-run the full load (setup) for the affected
+    tables and lengthen the binlog retention.
+    """
+
+    def __init__(self, message: str, missing_file: str | None = None):
+        super().__init__(message)
+        self.missing_file = missing_file
+
+
+class SourceChanged(PolarMcError):
+    """The source server is not the one the recorded coordinates belong to: its identity
+    (``server_uuid`` / ``server_id``) changed, or a recorded coordinate lies beyond the server's last
+    binlog position (``RESET MASTER``, failover to a fresh server, restore from a backup).
+
+    Raised before reading any binlog event, because comparing coordinates across servers silently
+    skips or repeats changes. Retrying cannot help: re-run the full load for the migration (or
+    confirm the new identity explicitly once the data is known to be consistent).
+    """
+
+    def __init__(self, message: str, expected: object | None = None, actual: object | None = None):
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class CheckpointConflict(PolarMcError):
+    """The checkpoint store disagrees with what a run is about to record: the interval's end coordinate
+    was already recorded with a different value, intervals do not chain, or the spec that wrote the
+    checkpoints differs in a way that changes the data (tables, filters, mapping).
+
+    Raised before any data is written, because accepting it would break exactly-once delivery.
+    Retrying cannot help: inspect the checkpoints named in the message.
+    """
