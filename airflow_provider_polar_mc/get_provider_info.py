@@ -37,7 +37,15 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_provider_polar_mc.hooks.polardb.PolarDBMySqlHook",
             }
         ],
-        "operators": [],
+        "operators": [
+            {
+                "integration-name": "PolarDB for MySQL to MaxCompute",
+                "python-modules": [
+                    "airflow_provider_polar_mc.operators.precheck",
+                    "airflow_provider_polar_mc.operators.schema",
+                ],
+            }
+        ],
         "sensors": [],
         "triggers": [],
     }

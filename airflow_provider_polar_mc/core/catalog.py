@@ -7,6 +7,7 @@ is used; where they differ (server identity, binlog variables, retention) both s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,8 +125,11 @@ def describe_tables(
         " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
         (database,),
     )
+    json_columns = _mariadb_json_columns(conn, database)
     columns: dict[str, list[SourceColumn]] = {}
     for t, name, pos, dtype, ctype, nullable, prec, scale, dprec, charset, extra in column_rows:
+        if (t, name.lower()) in json_columns:
+            dtype = "json"
         columns.setdefault(t, []).append(
             SourceColumn(
                 name=name,
@@ -171,6 +175,25 @@ def describe_tables(
             charset=(collation or "").split("_")[0] or None,
         )
     return result
+
+
+def _mariadb_json_columns(conn: pymysql.Connection, database: str) -> set[tuple[str, str]]:
+    """MariaDB's JSON is LONGTEXT with a ``json_valid(col)`` check constraint: find those columns so they
+    map (and convert) as JSON. MySQL reports JSON as its own DATA_TYPE and has no TABLE_NAME here."""
+    try:
+        rows = _rows(
+            conn,
+            "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s",
+            (database,),
+        )
+    except pymysql.err.MySQLError:
+        return set()
+    found: set[tuple[str, str]] = set()
+    for table, clause in rows:
+        m = re.fullmatch(r"\s*json_valid\(`?([^`()]+)`?\)\s*", clause or "", re.IGNORECASE)
+        if m:
+            found.add((table, m.group(1).lower()))
+    return found
 
 
 def _variables(conn: pymysql.Connection, names: Iterable[str]) -> dict[str, Any]:
