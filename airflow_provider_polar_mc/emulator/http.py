@@ -36,6 +36,7 @@ class Request:
     query: dict[str, str]  # parameters; a key given without value ("?partitions") maps to ""
     headers: Headers
     body: bytes = b""  # fully read; chunked transfer encoding already decoded
+    raw_query: str = ""  # query string as sent (not decoded), used for signature checks
 
 
 @dataclass

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -45,6 +47,16 @@ class PartitionExists(StorageError):
 
 class InvalidArgument(StorageError):
     code = "InvalidArgument"
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """A partition with the metadata the REST API reports."""
+
+    spec: PartitionSpec
+    created_at: float
+    modified_at: float
+    record_count: int
 
 
 def _columns_to_json(cols: Sequence[Column]) -> str:
@@ -263,6 +275,47 @@ class Storage:
             is not None
         )
 
+    def partition_infos(self, project: str, name: str, prefix: PartitionSpec | None = None) -> list[PartitionInfo]:
+        """Partitions (optionally under a prefix) with times and row counts, in spec order."""
+        meta = self.require_table(project, name)
+        if not meta.is_partitioned:
+            raise InvalidArgument(f"table {meta.name} is not partitioned")
+        want = self.canonical_spec(meta, prefix, prefix_ok=True) if prefix else {}
+        cur = self.cursor()
+        rows = cur.execute(
+            "SELECT spec, created_at, modified_at FROM _mc_partitions WHERE project = ? AND name = ? ORDER BY spec",
+            [meta.project, meta.name],
+        ).fetchall()
+        keys = ", ".join(f'"{c.name}"' for c in meta.partition_columns)
+        counts = {
+            tuple(r[:-1]): r[-1]
+            for r in cur.execute(
+                f"SELECT {keys}, count(*) FROM {storage_table(project, name)} GROUP BY {keys}"
+            ).fetchall()
+        }
+        infos = []
+        for spec_json, created, modified in rows:
+            spec = json.loads(spec_json)
+            if all(spec.get(k) == v for k, v in want.items()):
+                key = tuple(spec[c.name] for c in meta.partition_columns)
+                infos.append(PartitionInfo(spec, created, modified, counts.get(key, 0)))
+        return infos
+
+    def partition_info(self, project: str, name: str, spec: PartitionSpec) -> PartitionInfo:
+        meta = self.require_table(project, name)
+        spec = self.canonical_spec(meta, spec)
+        row = (
+            self.cursor()
+            .execute(
+                "SELECT created_at, modified_at FROM _mc_partitions WHERE project = ? AND name = ? AND spec = ?",
+                [meta.project, meta.name, json.dumps(spec)],
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NoSuchPartition(f"Partition not found - {format_partition_spec(spec)}")
+        return PartitionInfo(spec, row[0], row[1], self.count(project, name, spec))
+
     def _ensure_partition(self, cur: duckdb.DuckDBPyConnection, meta: TableMeta, spec: PartitionSpec) -> None:
         now = time.time()
         cur.execute(
@@ -382,6 +435,7 @@ class Storage:
         *,
         partition: PartitionSpec | None = None,
         columns: Sequence[str] | None = None,
+        limit: int | None = None,
     ) -> pa.Table:
         """Rows of a table (or one partition) as Arrow, in the stored types, in insertion order."""
         meta = self.require_table(project, name)
@@ -393,7 +447,13 @@ class Storage:
         if partition:
             where = self._spec_predicate(self.canonical_spec(meta, partition, prefix_ok=True))
         sel = ", ".join(f'"{c}"' for c in wanted)
-        return self.cursor().execute(f"SELECT {sel} FROM {storage_table(project, name)} WHERE {where}").to_arrow_table()
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        query = f"SELECT {sel} FROM {storage_table(project, name)} WHERE {where}{tail}"
+        # execute() (not sql()): the per-thread cursor may hold an unfinished earlier result, which
+        # execute() discards and sql() refuses. DuckDB warns that this path copies the rows once more.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+            return self.cursor().execute(query).to_arrow_table()
 
     def count(self, project: str, name: str, partition: PartitionSpec | None = None) -> int:
         meta = self.require_table(project, name)
@@ -417,3 +477,37 @@ class Storage:
         """Record that a partition exists (used by INSERT into a partition through SQL)."""
         with self._write_lock:
             self._ensure_partition(self.cursor(), meta, self.canonical_spec(meta, spec))
+
+    # -- SQL engine support (used by emulator/sql_*.py) ---------------------------------------
+    def write_transaction(self, work: Callable[[duckdb.DuckDBPyConnection], object]) -> object:
+        """Run ``work(cursor)`` as one serialised, atomic write; any exception rolls all of it back.
+
+        For multi-step SQL writes (materialise a query, delete the rows it replaces, insert it,
+        register partitions) whose later steps depend on what earlier ones return.
+        """
+        with self._write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN")
+            try:
+                result = work(cur)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+            return result
+
+    def record_partition(self, cur: duckdb.DuckDBPyConnection, meta: TableMeta, spec: PartitionSpec) -> None:
+        """Register a partition inside an open :meth:`write_transaction`."""
+        self._ensure_partition(cur, meta, self.canonical_spec(meta, spec))
+
+    def mark_modified(self, cur: duckdb.DuckDBPyConnection, meta: TableMeta) -> None:
+        """Bump a table's modification time inside an open :meth:`write_transaction`."""
+        cur.execute(
+            "UPDATE _mc_tables SET modified_at = ? WHERE project = ? AND name = ?",
+            [time.time(), meta.project, meta.name],
+        )
+
+    @staticmethod
+    def spec_predicate(spec: PartitionSpec) -> str:
+        """A DuckDB predicate selecting the rows of a (full or prefix) partition spec."""
+        return Storage._spec_predicate(spec)
