@@ -536,7 +536,10 @@ def decode_arrow_block(data: bytes, columns: Sequence[Column]) -> pa.Table:
     emulator's types (:func:`arrow_schema`); a client sending other types or malformed buffers is
     rejected.
     """
-    schema = wire_schema(columns)
+    # Uploads are read with the DECLARED types, as the service reads them: pyodps 0.13.2 sends
+    # DECIMAL(p,0) rescaled to scale 18 (its bug; the provider patches it to send scale 0), and an
+    # unpatched client's scale-0 decimals therefore arrive out of range and are rejected, not stored wrong.
+    schema = arrow_schema(columns)
     pieces = _unframe_arrow_chunks(data)
     payload = pieces[0] if len(pieces) == 1 else b"".join(pieces)
     batches: list[pa.RecordBatch] = []
@@ -606,21 +609,14 @@ def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
     return pa.schema([pa.field(c.name, c.type.arrow) for c in columns])
 
 
-# pyodps 0.13.2 maps DECIMAL(p, 0) to decimal128(p, 18): its odps_type_to_arrow_type replaces a
-# scale of 0 by the default scale ("scale or 18"). Its Arrow writer casts to that type and its
-# Arrow reader reads with it, so that is the type on the wire for scale-0 decimals.
-PYODPS_DEFAULT_DECIMAL_SCALE = 18
-
-
-def _pyodps_arrow_type(column: Column) -> pa.DataType:
-    if column.type.name == "DECIMAL" and column.type.scale == 0:
-        return pa.decimal128(column.type.precision, PYODPS_DEFAULT_DECIMAL_SCALE)
-    return column.type.arrow
+# pyodps 0.13.2 maps DECIMAL(p, 0) to decimal128(p, 18) ("scale or 18") and casts unsafely, which
+# garbles large values; the provider patches that (core.values.patch_pyodps_decimal_scale), so the
+# emulator speaks the declared types on the wire, as the service's table schema says.
 
 
 def wire_schema(columns: Sequence[Column]) -> pa.Schema:
     """The Arrow schema pyodps derives from these columns (``odps_schema_to_arrow_schema``)."""
-    return pa.schema([pa.field(c.name, _pyodps_arrow_type(c)) for c in columns])
+    return arrow_schema(columns)
 
 
 def from_wire_types(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
@@ -632,9 +628,8 @@ def from_wire_types(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
         return table.cast(target)
     except pa.ArrowInvalid as exc:
         raise TunnelFormatError(
-            f"Arrow block has values its columns cannot hold ({exc}); note that pyodps sends DECIMAL(p,0) "
-            f"as decimal128(p,{PYODPS_DEFAULT_DECIMAL_SCALE}), so such a column only carries values below "
-            f"10^(p-{PYODPS_DEFAULT_DECIMAL_SCALE}) through its Arrow writer"
+            f"Arrow block has values its columns cannot hold ({exc}); an unpatched pyodps 0.13 sends "
+            "DECIMAL(p,0) rescaled to scale 18, out of range for the column"
         ) from exc
 
 
@@ -647,8 +642,7 @@ def to_wire_types(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
         return table.cast(target)
     except pa.ArrowInvalid as exc:
         raise TunnelFormatError(
-            f"values cannot be sent in pyodps's Arrow types ({exc}); pyodps reads DECIMAL(p,0) as "
-            f"decimal128(p,{PYODPS_DEFAULT_DECIMAL_SCALE}): use the record format for larger values"
+            f"values cannot be sent in the column's Arrow types ({exc})"
         ) from exc
 
 

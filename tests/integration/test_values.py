@@ -353,20 +353,12 @@ def _is_scale0_decimal(plan: ColumnPlan) -> bool:
     return plan.mapped.mc_type.startswith("DECIMAL(") and plan.mapped.mc_type.endswith(",0)")
 
 
-# The emulator reads DECIMAL(p,0) blocks as pyodps 0.13.2's bug would send them (decimal128(p,18),
-# tunnel_codec._pyodps_arrow_type); the provider always sends decimal128(p,0) (patch_pyodps_decimal_scale),
-# as the real Tunnel's table schema says. Until the emulator reads the declared scale, these fail.
-EMULATOR_READS_SCALE_18 = pytest.mark.xfail(
-    strict=True, reason="emulator decodes DECIMAL(p,0) Arrow blocks with scale 18 (pyodps's bug), not the table's scale"
-)
-
 
 def test_uploads_and_reads_back_unchanged(both_paths, emulator):
     plans, snapshot, _ = both_paths
     _upload_and_compare(emulator, [p for p in plans if not _is_scale0_decimal(p)], snapshot)
 
 
-@EMULATOR_READS_SCALE_18
 def test_scale0_decimals_upload_and_read_back_unchanged(both_paths, emulator):
     plans, snapshot, _ = both_paths
     _upload_and_compare(emulator, [p for p in plans if p.source.name == "id" or _is_scale0_decimal(p)], snapshot)
@@ -419,7 +411,6 @@ def _normalise_read_value(value, plan: ColumnPlan):
     return value
 
 
-@EMULATOR_READS_SCALE_18
 def test_bigint_unsigned_max_round_trips_through_the_emulator(emulator):
     from odps.tunnel import TableTunnel
 

@@ -166,15 +166,9 @@ def test_arrow_types_match_pyodps_tunnel_mapping():
         assert arrow_type_for(mc_type) == expected, mc_type
 
 
-def test_pyodps_decimal_scale_zero_quirk_is_still_there():
-    """pyodps 0.13 maps DECIMAL(p,0) to decimal128(p,18) (``scale or 18``) and its Arrow writer casts
-    with safe=False, so DECIMAL(20,0) values (BIGINT UNSIGNED, BIT(64)) must not go through the
-    schema-derived cast unchecked. We keep the correct decimal128(p,0); this canary fails when pyodps
-    fixes it, so the loaders' workaround can go."""
-    odps_types = pytest.importorskip("odps.types")
-    tunnel_types = pytest.importorskip("odps.tunnel.io.types")
-    pyodps_type = tunnel_types.odps_type_to_arrow_type(odps_types.validate_data_type("decimal(20,0)"))
-    assert pyodps_type == pa.decimal128(20, 18)
+def test_scale_zero_decimals_keep_scale_zero():
+    """pyodps 0.13 turns DECIMAL(p,0) into decimal128(p,18); the mapping keeps the correct type (the
+    canary for pyodps's bug, and the patch the uploader applies, live in tests/unit/test_values.py)."""
     assert arrow_type_for("DECIMAL(20,0)") == pa.decimal128(20, 0)
 
 
