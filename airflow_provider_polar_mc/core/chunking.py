@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pymysql
+from pymysql.converters import escape_item
 
 KeyValue = tuple[Any, ...]
 
@@ -110,8 +111,12 @@ def range_predicate(key: Sequence[str], r: KeyRange, literal: Callable[[Any], st
     return " AND ".join(parts) or "TRUE"
 
 
-def sql_literal(conn: pymysql.Connection) -> Callable[[Any], str]:
-    """Render a key value as a SQL literal (used where the reader takes no bind parameters)."""
+def sql_literal(charset: str = "utf8mb4") -> Callable[[Any], str]:
+    """Render a key value as a SQL literal (for readers that take no bind parameters).
+
+    Strings are escaped with backslashes, as pymysql does; servers running with the
+    NO_BACKSLASH_ESCAPES sql_mode are not supported for string keys.
+    """
 
     def literal(value: Any) -> str:
         if isinstance(value, (bytes, bytearray)):
@@ -120,7 +125,7 @@ def sql_literal(conn: pymysql.Connection) -> Callable[[Any], str]:
             return "'" + value.isoformat(sep=" ") + "'"
         if isinstance(value, (dt.date, decimal.Decimal)):
             return "'" + str(value) + "'"
-        return conn.escape(value)
+        return escape_item(value, charset)
 
     return literal
 
@@ -139,7 +144,7 @@ def plan_ranges(
         raise ValueError(f"{database}.{table} has no key to split on")
     cols = ", ".join(_quote(c) for c in key)
     order = ", ".join(_quote(c) for c in key)
-    literal = sql_literal(conn)
+    literal = sql_literal()
     bounds: list[KeyValue] = []
     last: KeyValue | None = None
     with conn.cursor() as cur:

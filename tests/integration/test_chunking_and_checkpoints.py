@@ -34,7 +34,7 @@ def db(mysql_server):
 
 def _count(conn, db, table, key, r):
     with conn.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*) FROM `{db}`.`{table}` WHERE {range_predicate(key, r, sql_literal(conn))}")
+        cur.execute(f"SELECT COUNT(*) FROM `{db}`.`{table}` WHERE {range_predicate(key, r, sql_literal())}")
         return cur.fetchone()[0]
 
 
