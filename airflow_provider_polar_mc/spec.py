@@ -11,6 +11,7 @@ docs/spec.md is the reference of every option. This module imports nothing from 
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import fnmatch
 import re
@@ -141,6 +142,18 @@ class HeartbeatSpec:
 
 
 @dataclass(frozen=True)
+class IncrementalSpec:
+    """How incremental batches are scheduled: one Airflow run (and one ``_log`` partition) per
+    partition unit, from ``start_date`` (UTC, ISO 8601); each run waits until the source's clock has
+    passed the interval's end by ``settle_seconds`` before it captures the end coordinate."""
+
+    start_date: str | None = None
+    settle_seconds: int = 30
+    poll_seconds: int = 10
+    block_rows: int = 100_000
+
+
+@dataclass(frozen=True)
 class FullLoadSpec:
     chunk_rows: int = 100_000
     parallelism: int = 4
@@ -249,6 +262,7 @@ class MigrationSpec:
     json_type: Literal["string", "json"] = "string"
     datetime_type: Literal["timestamp_ntz", "datetime"] = "timestamp_ntz"
     full_load: FullLoadSpec = field(default_factory=FullLoadSpec)
+    incremental: IncrementalSpec = field(default_factory=IncrementalSpec)
     merge: MergeSpec = field(default_factory=MergeSpec)
     accepted_warnings: tuple[str, ...] = ()
 
@@ -311,6 +325,12 @@ class MigrationSpec:
             "json_type": self.json_type,
             "datetime_type": self.datetime_type,
             "full_load": {"chunk_rows": self.full_load.chunk_rows, "parallelism": self.full_load.parallelism},
+            "incremental": {
+                "start_date": self.incremental.start_date,
+                "settle_seconds": self.incremental.settle_seconds,
+                "poll_seconds": self.incremental.poll_seconds,
+                "block_rows": self.incremental.block_rows,
+            },
             "merge": {"enabled": self.merge.enabled, "replica_name": self.merge.replica_name},
             "accepted_warnings": list(self.accepted_warnings),
         }
@@ -599,6 +619,7 @@ class _Parser:
             json_type=self.choice(top, "json_type", "", JSON_TYPES, "string"),  # type: ignore[arg-type]
             datetime_type=self.choice(top, "datetime_type", "", DATETIME_TYPES, "timestamp_ntz"),  # type: ignore[arg-type]
             full_load=self.parse_full_load(top.get("full_load")),
+            incremental=self.parse_incremental(top.get("incremental")),
             merge=merge,
             accepted_warnings=self.parse_accepted_warnings(top.get("accepted_warnings")),
         )
@@ -856,6 +877,25 @@ class _Parser:
             parallelism=self.integer(section, "parallelism", path, FullLoadSpec.parallelism, 1, 64),
         )
 
+    def parse_incremental(self, document: Any) -> IncrementalSpec:
+        path = "incremental"
+        section = self.section(document, path, ("start_date", "settle_seconds", "poll_seconds", "block_rows"))
+        start = section.get("start_date")
+        if isinstance(start, (dt.date, dt.datetime)):
+            start = start.isoformat()
+        if start is not None:
+            try:
+                dt.datetime.fromisoformat(str(start))
+            except ValueError:
+                self.problem(f"{path}.start_date", f"{start!r} is not an ISO 8601 date or date-time (e.g. 2026-01-01)")
+                start = None
+        return IncrementalSpec(
+            start_date=str(start) if start is not None else None,
+            settle_seconds=self.integer(section, "settle_seconds", path, IncrementalSpec.settle_seconds, 0, 3600),
+            poll_seconds=self.integer(section, "poll_seconds", path, IncrementalSpec.poll_seconds, 1, 600),
+            block_rows=self.integer(section, "block_rows", path, IncrementalSpec.block_rows, 1000, 10_000_000),
+        )
+
     def parse_merge(self, document: Any) -> MergeSpec:
         path = "merge"
         section = self.section(document, path, ("enabled", "replica_name"))
@@ -884,7 +924,7 @@ class _Parser:
 _TOP_LEVEL_KEYS = (
     "name", "source", "destination", "migration_types", "objects", "batch_rename", "additional_column_rule",
     "partition", "conflict_mode", "capitalization", "throttle", "retry", "heartbeat", "latency_alert_seconds",
-    "environment_tag", "json_type", "datetime_type", "full_load", "merge", "accepted_warnings",
+    "environment_tag", "json_type", "datetime_type", "full_load", "incremental", "merge", "accepted_warnings",
 )
 # MySQL allows almost any character in a quoted table name, but not a trailing space, and at most 64.
 _MYSQL_TABLE_NAME = re.compile(r"(?s).{0,63}[^ ]")

@@ -1,0 +1,532 @@
+"""Just enough of MySQL's DDL to tell what a binlog QueryEvent does to a migrated table.
+
+The incremental migration follows exactly one kind of schema change, ``ALTER TABLE ... ADD
+[COLUMN]`` (new columns are added to ``_base``/``_log`` before rows carrying them are written).
+Everything else that touches a migrated table's columns, key or rows outside the row events (DROP /
+MODIFY / CHANGE / RENAME COLUMN, RENAME / DROP / TRUNCATE TABLE, DROP / TRUNCATE / EXCHANGE
+PARTITION, CONVERT TO CHARACTER SET, primary key changes ...) is classified ``unsupported`` so the
+reader can stop with a clear message instead of silently diverging. Changes that leave columns and
+rows alone (indexes, engine, comments, ALGORITHM/LOCK, partitioning that keeps rows) are ``ignored``.
+An ALTER clause this parser does not recognise is ``unsupported``: failing loudly is the safe default.
+
+Not a SQL parser: a tokenizer that understands quotes, backquoted identifiers, comments (including
+executable ``/*! ... */`` and MariaDB ``/*M! ... */`` comments, whose content counts) and
+parentheses, plus a clause classifier. Pure functions, no database needed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .catalog import SourceColumn
+
+# --- tokens -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str  # identifiers unquoted; keywords as written
+    kind: str  # word | quoted_name | string | number | symbol
+
+    @property
+    def upper(self) -> str:
+        return self.text.upper() if self.kind == "word" else ""
+
+
+_EXECUTABLE_COMMENT = re.compile(r"/\*(?:!|M!)\d{0,6}")
+
+
+def strip_comments(statement: str) -> str:
+    """The statement without comments; executable comments keep their content (MySQL runs it)."""
+    out: list[str] = []
+    i, n = 0, len(statement)
+    quote: str | None = None
+    in_executable = False
+    while i < n:
+        c = statement[i]
+        if quote:
+            out.append(c)
+            if c == "\\" and quote != "`" and i + 1 < n:
+                out.append(statement[i + 1])
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+            i += 1
+            continue
+        if c in "'\"`":
+            quote = c
+            out.append(c)
+            i += 1
+        elif statement.startswith("/*", i):
+            executable = _EXECUTABLE_COMMENT.match(statement, i)
+            if executable:
+                in_executable = True
+                out.append(" ")
+                i = executable.end()
+            else:
+                end = statement.find("*/", i + 2)
+                i = n if end < 0 else end + 2
+                out.append(" ")
+        elif in_executable and statement.startswith("*/", i):
+            in_executable = False
+            out.append(" ")
+            i += 2
+        elif c == "#" or (statement.startswith("--", i) and (i + 2 >= n or statement[i + 2] in " \t\r\n")):
+            end = statement.find("\n", i)
+            i = n if end < 0 else end
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<quoted_name>`(?:[^`]|``)*`)
+      | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
+      | (?P<number>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
+      | (?P<word>[A-Za-z0-9_$\u0080-\uffff]+)
+      | (?P<symbol>[(),.;=]|[^\sA-Za-z0-9_$])
+    )""",
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def tokenize(statement: str) -> list[Token]:
+    text = strip_comments(statement)
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ValueError(f"cannot tokenize DDL near {text[pos:pos + 30]!r}")
+        kind = m.lastgroup or "symbol"
+        value = m.group(kind)
+        if kind == "quoted_name":
+            value = value[1:-1].replace("``", "`")
+        tokens.append(Token(value, kind))
+        pos = m.end()
+    return tokens
+
+
+def _split_top_level(tokens: list[Token], separator: str = ",") -> list[list[Token]]:
+    parts: list[list[Token]] = [[]]
+    depth = 0
+    for token in tokens:
+        if token.kind == "symbol" and token.text == "(":
+            depth += 1
+        elif token.kind == "symbol" and token.text == ")":
+            depth -= 1
+        if depth == 0 and token.kind == "symbol" and token.text == separator:
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    return [p for p in parts if p]
+
+
+def _render(tokens: list[Token]) -> str:
+    out: list[str] = []
+    for token in tokens:
+        text = f"`{token.text}`" if token.kind == "quoted_name" else token.text
+        if out and (token.text in (")", ",", ".") or out[-1] in ("(", ".")):
+            out[-1] += text
+        else:
+            out.append(text)
+    return " ".join(out)
+
+
+# --- what a statement does ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddedColumn:
+    """One ``ADD COLUMN``: the column (ordinal 0: the position is resolved against the tracked schema)
+    and where it goes (``first``, or ``after`` a column; neither: at the end)."""
+
+    column: SourceColumn
+    first: bool = False
+    after: str | None = None
+    if_not_exists: bool = False
+    collation: str | None = None  # an explicit COLLATE, for filter evaluation
+
+
+@dataclass(frozen=True)
+class TableDDL:
+    """The effect of one DDL statement on one table ``(database, table)``.
+
+    ``action``: ``add_columns`` (only ADD COLUMN clauses, plus ignorable ones), ``ignored`` (nothing
+    the migration has to follow) or ``unsupported`` (``reason`` says which part).
+    """
+
+    database: str | None  # None: the statement's default database
+    table: str
+    action: str
+    added: tuple[AddedColumn, ...] = ()
+    reason: str = ""
+    default_charset: str | None = None  # ALTER TABLE ... [DEFAULT] CHARACTER SET x
+
+
+@dataclass(frozen=True)
+class ParsedDDL:
+    """Every table a statement touches; ``tables`` empty for statements that touch none (BEGIN,
+    CREATE DATABASE, GRANT ...)."""
+
+    statement: str
+    tables: tuple[TableDDL, ...] = field(default_factory=tuple)
+
+
+_DDL_VERBS = ("ALTER", "RENAME", "DROP", "TRUNCATE", "CREATE")
+
+
+def parse_ddl(statement: str) -> ParsedDDL:
+    """Classify a binlog QueryEvent statement per table it touches (see the module docstring)."""
+    head = statement.lstrip()[:16].upper()
+    if head.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "XA ")):
+        return ParsedDDL(statement)
+    tokens = tokenize(statement)
+    if not tokens or tokens[0].upper not in _DDL_VERBS:
+        return ParsedDDL(statement)
+    verb = tokens[0].upper
+    if verb == "ALTER":
+        return ParsedDDL(statement, _parse_alter(tokens))
+    if verb == "RENAME":
+        return ParsedDDL(statement, _parse_rename(tokens))
+    if verb == "DROP":
+        return ParsedDDL(statement, _parse_drop(tokens))
+    if verb == "TRUNCATE":
+        rest = tokens[1:]
+        if rest and rest[0].upper == "TABLE":
+            rest = rest[1:]
+        name, _ = _qualified_name(rest)
+        return ParsedDDL(statement, (TableDDL(*name, "unsupported", reason="TRUNCATE TABLE deletes rows without row events"),))
+    return ParsedDDL(statement, _parse_create(tokens))
+
+
+def _qualified_name(tokens: list[Token]) -> tuple[tuple[str | None, str], list[Token]]:
+    """``db.table`` / ``table`` at the start of ``tokens`` -> ((db, table), rest)."""
+    if not tokens or tokens[0].kind not in ("word", "quoted_name"):
+        raise ValueError(f"expected a table name, got {_render(tokens[:3])!r}")
+    if len(tokens) >= 3 and tokens[1].text == "." and tokens[1].kind == "symbol":
+        return (tokens[0].text, tokens[2].text), tokens[3:]
+    return (None, tokens[0].text), tokens[1:]
+
+
+def _skip_words(tokens: list[Token], *words: str) -> list[Token]:
+    """Drop the optional keyword sequence ``words`` from the start of ``tokens`` if present."""
+    if len(tokens) >= len(words) and all(t.upper == w for t, w in zip(tokens, words, strict=False)):
+        return tokens[len(words):]
+    return tokens
+
+
+def _parse_rename(tokens: list[Token]) -> tuple[TableDDL, ...]:
+    rest = tokens[1:]
+    if not rest or rest[0].upper not in ("TABLE", "TABLES"):
+        return ()  # RENAME USER ...
+    out: list[TableDDL] = []
+    for pair in _split_top_level(rest[1:]):
+        pair = _skip_words(pair, "IF", "EXISTS")
+        source, after = _qualified_name(pair)
+        after = [t for t in after if t.upper not in ("WAIT", "NOWAIT") and t.kind != "number"]
+        target, _ = _qualified_name(after[1:]) if after and after[0].upper == "TO" else ((None, ""), [])
+        reason = "RENAME TABLE"
+        out.append(TableDDL(*source, "unsupported", reason=reason))
+        if target[1]:
+            out.append(TableDDL(*target, "unsupported", reason=reason))
+    return tuple(out)
+
+
+def _parse_drop(tokens: list[Token]) -> tuple[TableDDL, ...]:
+    rest = tokens[1:]
+    if rest and rest[0].upper == "TEMPORARY":
+        return ()  # temporary tables are never migrated
+    if rest and rest[0].upper == "INDEX":  # DROP INDEX name ON table
+        rest = rest[2:] if len(rest) > 1 else rest
+        index_name = tokens[2].text.upper() if len(tokens) > 2 else ""
+        rest = _skip_words(rest, "ON")
+        name, _ = _qualified_name(rest)
+        if index_name == "PRIMARY":
+            return (TableDDL(*name, "unsupported", reason="dropping the primary key"),)
+        return (TableDDL(*name, "ignored"),)
+    if not rest or rest[0].upper != "TABLE":
+        return ()  # DROP DATABASE/VIEW/TRIGGER/...: no table's columns or rows change
+    rest = _skip_words(rest[1:], "IF", "EXISTS")
+    out = []
+    for part in _split_top_level(rest):
+        name, _ = _qualified_name(part)
+        out.append(TableDDL(*name, "unsupported", reason="DROP TABLE"))
+    return tuple(out)
+
+
+def _parse_create(tokens: list[Token]) -> tuple[TableDDL, ...]:
+    rest = _skip_words(tokens[1:], "OR", "REPLACE")
+    replace = len(rest) != len(tokens) - 1
+    if rest and rest[0].upper == "TEMPORARY":
+        return ()
+    if rest and rest[0].upper in ("UNIQUE", "FULLTEXT", "SPATIAL"):
+        rest = rest[1:]
+    if rest and rest[0].upper == "INDEX":  # CREATE INDEX name ON table (...): no column change
+        on = next((i for i, t in enumerate(rest) if t.upper == "ON"), None)
+        if on is None:
+            return ()
+        name, _ = _qualified_name(rest[on + 1:])
+        return (TableDDL(*name, "ignored"),)
+    if not rest or rest[0].upper != "TABLE":
+        return ()
+    after_if = _skip_words(rest[1:], "IF", "NOT", "EXISTS")
+    if_not_exists = len(after_if) != len(rest) - 1
+    name, _ = _qualified_name(after_if)
+    if if_not_exists and not replace:
+        # Logged even when the table existed (then a no-op); a migrated table cannot have been dropped
+        # before it without an earlier DROP having stopped the migration.
+        return (TableDDL(*name, "ignored"),)
+    return (TableDDL(*name, "unsupported", reason="CREATE TABLE of a migrated table (re-created)"),)
+
+
+# ALTER TABLE clauses that change neither columns nor rows.
+_IGNORED_CLAUSE_STARTS = frozenset({
+    "ENGINE", "COMMENT", "AUTO_INCREMENT", "ROW_FORMAT", "KEY_BLOCK_SIZE", "ALGORITHM", "LOCK", "FORCE",
+    "STATS_PERSISTENT", "STATS_AUTO_RECALC", "STATS_SAMPLE_PAGES", "PACK_KEYS", "CHECKSUM", "PAGE_CHECKSUM",
+    "DELAY_KEY_WRITE", "ORDER", "ENABLE", "DISABLE", "AVG_ROW_LENGTH", "MAX_ROWS", "MIN_ROWS", "COMPRESSION",
+    "ENCRYPTION", "ENCRYPTED", "ENCRYPTION_KEY_ID", "TABLESPACE", "INSERT_METHOD", "UNION", "DATA", "INDEX",
+    "PAGE_COMPRESSED", "PAGE_COMPRESSION_LEVEL", "TRANSACTIONAL", "SECONDARY_ENGINE", "AUTOEXTEND_SIZE",
+    "PARTITION", "REMOVE", "COALESCE", "REORGANIZE", "ANALYZE", "CHECK", "OPTIMIZE", "REBUILD", "REPAIR",
+    "WITH", "WITHOUT", "IMPORT", "DISCARD", "STATS_PERSISTENT", "UPGRADE", "SEQUENCE",
+})  # fmt: skip
+_INDEX_WORDS = frozenset({"INDEX", "KEY", "UNIQUE", "FULLTEXT", "SPATIAL", "FOREIGN", "CHECK", "CONSTRAINT",
+                          "PRIMARY", "PARTITION", "PERIOD", "SYSTEM", "VECTOR"})
+
+
+def _parse_alter(tokens: list[Token]) -> tuple[TableDDL, ...]:
+    rest = tokens[1:]
+    while rest and rest[0].upper in ("ONLINE", "IGNORE", "OFFLINE"):
+        rest = rest[1:]
+    if not rest or rest[0].upper != "TABLE":
+        return ()  # ALTER DATABASE/VIEW/USER/...
+    rest = _skip_words(rest[1:], "IF", "EXISTS")
+    name, body = _qualified_name(rest)
+    added: list[AddedColumn] = []
+    default_charset: str | None = None
+    for clause in _split_top_level(body):
+        result = _classify_alter_clause(clause)
+        if isinstance(result, str):
+            return (TableDDL(*name, "unsupported", reason=result),)
+        if isinstance(result, list):
+            added.extend(result)
+        elif isinstance(result, tuple):
+            default_charset = result[1]
+    action = "add_columns" if added else "ignored"
+    return (TableDDL(*name, action, tuple(added), default_charset=default_charset),)
+
+
+def _classify_alter_clause(clause: list[Token]) -> str | list[AddedColumn] | tuple[str, str] | None:
+    """None: ignorable; a list: added columns; ("charset", x): new default charset; a str: why the
+    clause is unsupported."""
+    words = [t.upper for t in clause]
+    first = words[0]
+    text = _render(clause)
+    if first == "ADD":
+        rest = clause[1:]
+        if rest and rest[0].upper == "COLUMN":
+            return _parse_added_columns(rest[1:], text)
+        if rest and rest[0].kind == "word" and rest[0].upper in _INDEX_WORDS:
+            if "PRIMARY" in words:
+                return f"{text}: a primary key change"
+            if rest[0].upper in ("PARTITION", "PERIOD", "SYSTEM"):
+                return None if rest[0].upper == "PARTITION" else f"{text}: adds hidden columns"
+            return None
+        return _parse_added_columns(rest, text)
+    if first == "DROP":
+        second = words[1] if len(words) > 1 else ""
+        if second == "PRIMARY":
+            return f"{text}: a primary key change"
+        if second in ("INDEX", "KEY", "FOREIGN", "CHECK", "CONSTRAINT"):
+            return None
+        if second == "PARTITION":
+            return f"{text}: deletes rows without row events"
+        return f"{text}: drops a column"
+    if first in ("MODIFY", "CHANGE"):
+        return f"{text}: changes a column definition"
+    if first == "RENAME":
+        second = words[1] if len(words) > 1 else ""
+        if second in ("INDEX", "KEY"):
+            return None
+        if second == "COLUMN":
+            return f"{text}: renames a column"
+        return f"{text}: renames the table"
+    if first == "ALTER":
+        # ALTER [COLUMN] c SET/DROP DEFAULT, SET [IN]VISIBLE; ALTER INDEX/CHECK/CONSTRAINT ...
+        if any(w in ("DEFAULT", "VISIBLE", "INVISIBLE") for w in words) or words[1:2] in (["INDEX"], ["CHECK"],
+                                                                                            ["CONSTRAINT"]):
+            return None
+        return f"{text}: not a change the migration can follow"
+    if first == "CONVERT":
+        return f"{text}: re-encodes every text column"
+    if first in ("TRUNCATE", "EXCHANGE"):
+        return f"{text}: changes rows without row events"
+    if first in ("DEFAULT", "CHARACTER", "CHARSET", "COLLATE"):
+        return _default_charset(clause)
+    if first == "PARTITION" and len(words) > 1 and words[1] == "BY":
+        return None
+    if first in ("ADD", "DROP") or first not in _IGNORED_CLAUSE_STARTS:
+        return f"{text}: not recognised"
+    return None
+
+
+def _default_charset(clause: list[Token]) -> tuple[str, str] | None:
+    values = [t for t in clause if t.kind in ("word", "quoted_name", "string") and t.upper not in
+              ("DEFAULT", "CHARACTER", "SET", "CHARSET", "COLLATE")]
+    if not values:
+        return None
+    words = [t.upper for t in clause]
+    value = values[0].text.strip("'\"").lower()
+    if "COLLATE" in words and "SET" not in words and "CHARSET" not in words:
+        value = value.split("_")[0]
+    return ("charset", value)
+
+
+def _parse_added_columns(tokens: list[Token], text: str) -> list[AddedColumn] | str:
+    if_not_exists = False
+    if [t.upper for t in tokens[:3]] == ["IF", "NOT", "EXISTS"]:
+        tokens, if_not_exists = tokens[3:], True
+    if tokens and tokens[0].text == "(" and tokens[0].kind == "symbol":
+        inner = tokens[1:-1] if tokens[-1].text == ")" else tokens[1:]
+        definitions = _split_top_level(inner)
+    else:
+        definitions = [tokens]
+    out: list[AddedColumn] = []
+    for definition in definitions:
+        try:
+            out.append(parse_column_definition(definition, if_not_exists))
+        except ValueError as exc:
+            return f"{text}: {exc}"
+    return out
+
+
+# --- column definitions ----------------------------------------------------------------------------
+
+_TYPE_ALIASES = {
+    "integer": "int", "int4": "int", "int1": "tinyint", "int2": "smallint", "int3": "mediumint", "int8": "bigint",
+    "middleint": "mediumint", "dec": "decimal", "fixed": "decimal", "numeric": "decimal", "real": "double",
+    "float4": "float", "float8": "double", "bool": "tinyint", "boolean": "tinyint", "nchar": "char",
+    "nvarchar": "varchar", "character": "char",
+}  # fmt: skip
+_INTEGER_TYPES = ("tinyint", "smallint", "mediumint", "int", "bigint")
+_TEXT_TYPES = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set")
+_TEMPORAL_FSP = ("datetime", "timestamp", "time")
+_KNOWN_TYPES = frozenset({
+    *_INTEGER_TYPES, "decimal", "float", "double", "bit", *_TEXT_TYPES, "binary", "varbinary", "tinyblob", "blob",
+    "mediumblob", "longblob", "date", "datetime", "timestamp", "time", "year", "json", "geometry", "point",
+    "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection", "geomcollection",
+    "serial", "long", "uuid", "inet4", "inet6",
+})  # fmt: skip
+
+
+def parse_column_definition(tokens: list[Token], if_not_exists: bool = False) -> AddedColumn:
+    """``name type [attributes] [FIRST | AFTER col]`` -> :class:`AddedColumn`; ``character_set`` is
+    left None for text types without an explicit one (the caller applies the table default)."""
+    if len(tokens) < 2 or tokens[0].kind not in ("word", "quoted_name"):
+        raise ValueError("expected a column name and a type")
+    name = tokens[0].text
+    type_word = tokens[1].text.lower()
+    i = 2
+    if type_word == "double" and i < len(tokens) and tokens[i].upper == "PRECISION":
+        i += 1
+    if type_word == "national" and i < len(tokens):
+        type_word, i = tokens[i].text.lower(), i + 1
+    if type_word in ("character", "char") and i < len(tokens) and tokens[i].upper == "VARYING":
+        type_word, i = "varchar", i + 1
+    if type_word == "long" and i < len(tokens) and tokens[i].upper in ("VARCHAR", "VARBINARY"):
+        type_word, i = ("mediumtext" if tokens[i].upper == "VARCHAR" else "mediumblob"), i + 1
+    data_type = _TYPE_ALIASES.get(type_word, type_word)
+    if data_type not in _KNOWN_TYPES:
+        raise ValueError(f"unknown column type {tokens[1].text!r}")
+    args: list[Token] = []
+    if i < len(tokens) and tokens[i].text == "(" and tokens[i].kind == "symbol":
+        depth, j = 0, i
+        while j < len(tokens):
+            if tokens[j].text == "(" and tokens[j].kind == "symbol":
+                depth += 1
+            elif tokens[j].text == ")" and tokens[j].kind == "symbol":
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        args, i = tokens[i + 1 : j], j + 1
+    attributes = tokens[i:]
+    words = [t.upper for t in attributes]
+
+    def word_after(*keys: str) -> str | None:
+        for k, w in enumerate(words):
+            if w in keys and k + 1 < len(attributes):
+                following = attributes[k + 1]
+                if following.upper == "SET" and k + 2 < len(attributes):  # CHARACTER SET x
+                    following = attributes[k + 2]
+                return following.text.strip("'\"").lower()
+        return None
+
+    unsigned = "UNSIGNED" in words or "ZEROFILL" in words
+    numbers = [int(float(t.text)) for t in args if t.kind == "number"]
+    precision = scale = fsp = None
+    column_type = data_type
+    if type_word in ("bool", "boolean"):
+        column_type = "tinyint(1)"
+    elif data_type == "serial":
+        data_type, column_type, unsigned = "bigint", "bigint", True
+    elif data_type == "long":
+        data_type = column_type = "mediumtext"
+    elif data_type in ("enum", "set"):
+        column_type = f"{data_type}({','.join(_render([t]) for t in args if t.kind == 'string')})"
+    elif args:
+        column_type = f"{data_type}({','.join(str(n) for n in numbers)})"
+    if data_type == "decimal":
+        precision = numbers[0] if numbers else 10
+        scale = numbers[1] if len(numbers) > 1 else 0
+        column_type = f"decimal({precision},{scale})"
+    elif data_type == "bit":
+        precision = numbers[0] if numbers else 1
+        column_type = f"bit({precision})"
+    elif data_type in _TEMPORAL_FSP:
+        fsp = numbers[0] if numbers else 0
+    elif data_type in _INTEGER_TYPES:
+        scale = 0
+    if unsigned and data_type in (*_INTEGER_TYPES, "decimal", "float", "double"):
+        column_type += " unsigned"
+    if "ZEROFILL" in words:
+        column_type += " zerofill"
+    charset = None
+    if data_type in _TEXT_TYPES:
+        charset = word_after("CHARACTER", "CHARSET")
+        collation = word_after("COLLATE")
+        if charset is None and collation:
+            charset = collation.split("_")[0]
+        if type_word in ("nchar", "nvarchar", "national"):
+            charset = charset or "utf8mb3"
+    if "PRIMARY" in words:
+        raise ValueError("a new primary key column changes the table's key")
+    generated = "GENERATED" in words or "AS" in words
+    nullable = not any(w == "NOT" and k + 1 < len(words) and words[k + 1] == "NULL" for k, w in enumerate(words))
+    first = "FIRST" in words
+    after = None
+    if "AFTER" in words:
+        k = words.index("AFTER")
+        if k + 1 >= len(attributes):
+            raise ValueError("AFTER without a column")
+        after = attributes[k + 1].text
+    column = SourceColumn(
+        name=name,
+        ordinal=0,
+        data_type=data_type,
+        column_type=column_type,
+        nullable=nullable,
+        numeric_precision=precision,
+        numeric_scale=scale,
+        datetime_precision=fsp,
+        character_set=charset,
+        generated=generated,
+    )
+    collation = word_after("COLLATE") if data_type in _TEXT_TYPES else None
+    return AddedColumn(column, first=first, after=after, if_not_exists=if_not_exists, collation=collation)

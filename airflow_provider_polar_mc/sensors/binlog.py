@@ -1,0 +1,71 @@
+"""BinlogSensor: the first task of an incremental run; fixes the binlog end coordinate of its interval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.bases.sensor import PokeReturnValue
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_polar_mc.operators._base import load_spec
+from airflow_provider_polar_mc.triggers.binlog import BinlogTrigger, poll_interval_end
+
+
+class BinlogSensor(BaseSensorOperator):
+    """Waits until the source's clock has passed the run's data interval end (plus ``settle_seconds``),
+    captures the binlog coordinate there and records it durably; returns it (XCom).
+
+    A re-run, retry or backfill of an interval whose coordinate is recorded returns the recorded one at
+    once, so every run of an interval reads the same range. Deferrable by default (the waiting happens
+    in the triggerer); ``deferrable=False`` pokes (``mode="poke"`` or ``"reschedule"``). Connection
+    errors are retried within the spec's connection retry window.
+    """
+
+    ui_color = "#fff4d6"
+
+    def __init__(
+        self,
+        *,
+        spec: str | Path | dict[str, Any],
+        deferrable: bool = True,
+        settle_seconds: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", 10)
+        super().__init__(**kwargs)
+        self.spec = str(spec) if isinstance(spec, Path) else spec
+        self.deferrable = deferrable
+        self.settle_seconds = settle_seconds
+
+    def _document_and_settle(self) -> tuple[dict[str, Any], float]:
+        migration = load_spec(self.spec)
+        settle = self.settle_seconds if self.settle_seconds is not None else migration.incremental.settle_seconds
+        return migration.to_dict(), float(settle)
+
+    def execute(self, context: Any) -> Any:
+        document, settle = self._document_and_settle()
+        interval_end = context["data_interval_end"].isoformat()
+        coordinate = poll_interval_end(document, interval_end, settle)
+        if coordinate is not None:
+            self.log.info("end coordinate of the interval ending %s: %s", interval_end, coordinate)
+            return coordinate
+        if not self.deferrable:
+            return super().execute(context)
+        self.defer(
+            trigger=BinlogTrigger(document, interval_end, settle, self.poke_interval),
+            method_name="execute_complete",
+        )
+
+    def poke(self, context: Any) -> PokeReturnValue:
+        document, settle = self._document_and_settle()
+        coordinate = poll_interval_end(document, context["data_interval_end"].isoformat(), settle)
+        return PokeReturnValue(coordinate is not None, coordinate)
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not event or event.get("status") != "success" or "coordinate" not in event:
+            message = (event or {}).get("message", "no event")
+            raise AirflowException(f"binlog trigger failed: {message}")
+        self.log.info("end coordinate of the interval: %s", event["coordinate"])
+        return event["coordinate"]
