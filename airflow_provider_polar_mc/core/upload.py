@@ -24,6 +24,9 @@ from airflow_provider_polar_mc.core.values import patch_pyodps_decimal_scale
 log = logging.getLogger(__name__)
 
 MAX_BLOCK_ID = 19999  # the Tunnel accepts block ids 0..19999 per session
+# Rows per Arrow record batch handed to the writer: pyodps copies each batch whole into one bytes
+# object before framing it, so a block goes out in slices of a few MB instead of one copy of it all.
+WRITE_BATCH_ROWS = 16384
 
 
 class SessionGone(Exception):
@@ -97,7 +100,8 @@ class TableUpload:
         for attempt in range(self.block_retries + 1):
             try:
                 with self.session.open_arrow_writer(block_id) as writer:
-                    writer.write(data)
+                    for batch in data.to_batches(max_chunksize=WRITE_BATCH_ROWS):
+                        writer.write(batch)
                 return
             except (ODPSError, OSError) as exc:
                 if attempt == self.block_retries:

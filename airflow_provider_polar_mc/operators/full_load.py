@@ -7,8 +7,10 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_polar_mc.core.binlog import TableSchema
 from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
 from airflow_provider_polar_mc.core.full_load import FullLoader, group_tables, record_snapshot_coordinate
+from airflow_provider_polar_mc.core.incremental import record_snapshot_schemas
 from airflow_provider_polar_mc.core.schema import plan_migration
 from airflow_provider_polar_mc.core.throttle import Throttle
 from airflow_provider_polar_mc.exceptions import ConfigError
@@ -43,29 +45,42 @@ class FullLoadOperator(MigrationOperator):
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         spec = self.migration_spec()
-        if "full" not in spec.migration_types:
-            self.log.info("full data migration is not selected in migration %s; nothing to do", spec.name)
+        if not {"full", "incremental"} & set(spec.migration_types):
+            self.log.info("neither full nor incremental migration is selected in migration %s; nothing to do", spec.name)
             return []
         endpoint = resolve.source_endpoint(spec)
         destination = resolve.destination(spec)
         store = MaxComputeCheckpointStore(destination, spec.name)
         retry = resolve.retry_policy(spec)
-        if "incremental" in spec.migration_types:
+        incremental = "incremental" in spec.migration_types
+        if incremental:
             c0 = retry.call(lambda: record_snapshot_coordinate(store, endpoint), log=self.log.warning)
             self.log.info("incremental migration starts at the snapshot coordinate %s", c0)
         conn = retry.call(endpoint.connect, log=self.log.warning)
         try:
             plans = plan_migration(spec, conn)
+            if self.tables is not None:
+                wanted = set(self.tables)
+                plans = [p for p in plans if p.selection.source_name in wanted]
+                missing = wanted - {p.selection.source_name for p in plans}
+                if missing:
+                    raise AirflowFailException(f"tables {sorted(missing)} are not selected by migration {spec.name}")
+            if incremental:
+                # The schemas the first interval's binlog decoding starts from (taken before any read).
+                record_snapshot_schemas(
+                    store,
+                    {
+                        p.selection.source_name: TableSchema.describe(conn, p.selection.source_database, p.selection.source_table)
+                        for p in plans
+                    },
+                )
         except ConfigError as exc:
             raise AirflowFailException(f"{exc} (run the precheck for the full report)") from exc
         finally:
             conn.close()
-        if self.tables is not None:
-            wanted = set(self.tables)
-            plans = [p for p in plans if p.selection.source_name in wanted]
-            missing = wanted - {p.selection.source_name for p in plans}
-            if missing:
-                raise AirflowFailException(f"tables {sorted(missing)} are not selected by migration {spec.name}")
+        if "full" not in spec.migration_types:
+            self.log.info("full data migration is not selected: recorded where incremental migration starts")
+            return []
         throttle = Throttle(
             rows_per_s=spec.throttle.full.rows_per_s,
             mb_per_s=spec.throttle.full.mb_per_s,

@@ -1,0 +1,618 @@
+"""The bounded binlog reader: the changes between two coordinates as DTS change rows, per table.
+
+:func:`read_changes` reads exactly the events in ``(start, end]`` (DESIGN.md §3) and returns, for
+every requested table, its change rows in the ``_log`` layout and its schema at ``end``.
+
+How it stays exact
+------------------
+* **Positions honoured.** mysql-replication 1.0.17 with ``is_mariadb=True`` and no GTID sends
+  MariaDB a dump request without file or position, so the server streams from its first binlog
+  (and, non-blocking, the library reconnects and re-reads forever). The classic ``COM_BINLOG_DUMP``
+  (``is_mariadb=False``) carries file and position and MariaDB honours it, so that is the path used
+  on every server. Every event's start is also checked against ``start``: an event before it means
+  the reader did not honour the position, and the read fails instead of duplicating changes.
+* **Bounded.** The reader stops at the first event ending at ``end`` (or beyond it, or in a later
+  file); it never relies on the server's end of stream. Reaching the end of stream before ``end``
+  is an error, not a short success.
+* **Restarts and rotation.** Files are followed through rotate events; the table-id map is cleared
+  at every file boundary because table ids are reused after a server restart.
+* **Schema history.** Rows are decoded by the column names the table-map events carry
+  (``binlog_row_metadata=FULL``) and checked against the schema tracked from the start coordinate
+  (:class:`TableSchema`), never against today's ``information_schema``. ``ALTER TABLE ... ADD
+  COLUMN`` extends the tracked schema; other DDL on a selected table raises :class:`UnsupportedDDL`.
+
+record_id
+---------
+``record_id = (file_index << 32) | (event_start + row_index)``: the binlog file's numeric suffix in
+the high 31 bits, the event's start position plus the row's index inside the event in the low 32.
+A rows event holding n rows is more than n bytes long, so ``event_start + row_index`` stays below the
+next event's start: ids are unique, increase in binlog order (also across files and intervals) and
+are identical on every re-read. The two rows of an UPDATE share one id (before-image, then
+after-image). Limits, checked (a violation raises instead of producing colliding ids): file index
+< 2**31, positions < 2**32 (the binlog header's 4-byte position; files past 4 GiB wrap it, which is
+detected as a position going backwards).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pymysql
+
+from airflow_provider_polar_mc.exceptions import BinlogUnavailable, UnsupportedDDL, UnsupportedType
+from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
+
+from .catalog import SourceColumn, SourceTable, describe_tables
+from .change_filter import matching_images
+from .coordinates import BinlogCoordinate, capture, verify_readable
+from .ddl import AddedColumn, TableDDL, parse_ddl
+from .rows_decoder import TableDecoder, table_decoder
+from .schema import ColumnPlan, plan_table
+from .source import MySqlEndpoint
+from .values import convert_binlog_values, destination_arrow_type
+
+MAX_FILE_INDEX = 2**31 - 1
+MAX_POSITION = 2**32 - 1
+CONVERSION_BATCH_ROWS = 65_536
+
+# Image kinds while collecting; the flags and operation follow from the kind.
+_INSERT, _DELETE, _UPDATE_BEFORE, _UPDATE_AFTER = 0, 1, 2, 3
+_OPERATION = pa.array(["I", "D", "U", "U"], pa.string())
+_BEFORE_FLAG = pa.array(["N", "Y", "Y", "N"], pa.string())
+_AFTER_FLAG = pa.array(["Y", "N", "N", "Y"], pa.string())
+_DDL_VERBS = ("ALTER", "RENAME", "DROP", "TRUNCATE", "CREATE")
+
+
+class ReaderError(BinlogUnavailable):
+    """The binlog stream did not behave as a bounded read requires (start position not honoured, end
+    of stream before the end coordinate, positions out of the record_id's range). Retrying the same
+    read may help only if the cause was transient; the message says which."""
+
+
+# --- the tracked schema ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """One source table's columns and key columns at a coordinate (JSON-safe via to_dict/from_dict).
+
+    ``collations`` (column name -> collation, optional) lets filters compare text the way the column
+    does; ``default_charset`` is the table's, for columns added later without an explicit one.
+    """
+
+    database: str
+    table: str
+    columns: tuple[SourceColumn, ...]
+    key_columns: tuple[str, ...] = ()
+    default_charset: str | None = None
+    collations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.database}.{self.table}"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> SourceColumn | None:
+        lowered = name.lower()
+        return next((c for c in self.columns if c.name.lower() == lowered), None)
+
+    @classmethod
+    def from_source_table(cls, table: SourceTable, collations: Mapping[str, str] | None = None) -> TableSchema:
+        return cls(
+            database=table.database,
+            table=table.name,
+            columns=tuple(table.columns),
+            key_columns=tuple(table.key_columns),
+            default_charset=table.charset,
+            collations=dict(collations or {}),
+        )
+
+    @classmethod
+    def describe(cls, conn: pymysql.Connection, database: str, table: str) -> TableSchema:
+        """The table's schema now, with collations (call it at the coordinate the schema belongs to:
+        the full load's snapshot)."""
+        described = describe_tables(conn, database, [table])
+        if table not in described:
+            raise ValueError(f"table {database}.{table} not found in the source")
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS"
+                " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLLATION_NAME IS NOT NULL",
+                (database, table),
+            )
+            collations = {name: collation for name, collation in cur.fetchall()}
+        return cls.from_source_table(described[table], collations)
+
+    def as_source_table(self) -> SourceTable:
+        primary = self.key_columns
+        return SourceTable(self.database, self.table, self.columns, primary_key=primary, charset=self.default_charset)
+
+    def with_added_column(self, added: AddedColumn) -> TableSchema:
+        """The schema after one ``ADD COLUMN`` (position FIRST / AFTER x / last)."""
+        column = added.column
+        if column.data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"):
+            if column.character_set is None:
+                column = replace(column, character_set=self.default_charset or "utf8mb4")
+        columns = list(self.columns)
+        if added.first:
+            index = 0
+        elif added.after is not None:
+            names = [c.name.lower() for c in columns]
+            if added.after.lower() not in names:
+                raise ValueError(f"AFTER {added.after}: no such column in {self.name}")
+            index = names.index(added.after.lower()) + 1
+        else:
+            index = len(columns)
+        columns.insert(index, column)
+        renumbered = tuple(replace(c, ordinal=i + 1) for i, c in enumerate(columns))
+        collations = dict(self.collations)
+        if added.collation:
+            collations[column.name] = added.collation
+        return replace(self, columns=renumbered, collations=collations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "table": self.table,
+            "columns": [
+                {
+                    "name": c.name, "ordinal": c.ordinal, "data_type": c.data_type, "column_type": c.column_type,
+                    "nullable": c.nullable, "numeric_precision": c.numeric_precision,
+                    "numeric_scale": c.numeric_scale, "datetime_precision": c.datetime_precision,
+                    "character_set": c.character_set, "generated": c.generated,
+                }
+                for c in self.columns
+            ],
+            "key_columns": list(self.key_columns),
+            "default_charset": self.default_charset,
+            "collations": dict(self.collations),
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TableSchema:
+        return cls(
+            database=data["database"],
+            table=data["table"],
+            columns=tuple(SourceColumn(**c) for c in data["columns"]),
+            key_columns=tuple(data.get("key_columns") or ()),
+            default_charset=data.get("default_charset"),
+            collations=dict(data.get("collations") or {}),
+        )
+
+
+# --- results ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class TableChanges:
+    """One table's changes in an interval.
+
+    ``rows``: the ``_log`` layout (additional columns, then the mapped data columns of
+    ``schema_at_end``), in binlog order. ``added_columns``: columns added by ADD COLUMN inside the
+    interval, mapped with the spec's type options; add them to ``_base`` and ``_log`` before writing
+    ``rows``. ``warnings``: destination column -> {warning key (values.py) -> rows}.
+    """
+
+    table: str
+    rows: pa.Table
+    schema_at_end: TableSchema
+    added_columns: tuple[ColumnPlan, ...] = ()
+    warnings: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass
+class ChangeSet:
+    """Everything read in ``(start, end]``: ``tables`` has an entry for every requested table;
+    ``events`` counts the selected tables' row events, ``rows`` the change rows produced."""
+
+    start: BinlogCoordinate
+    end: BinlogCoordinate
+    tables: dict[str, TableChanges]
+    events: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+
+
+# --- collecting -------------------------------------------------------------------------------------
+
+
+class _TableCollector:
+    """One table's row images in binlog order, with their record ids, kinds and event times."""
+
+    def __init__(self, schema: TableSchema):
+        self.schema = schema
+        self.added: list[AddedColumn] = []
+        self.record_ids: list[int] = []
+        self.kinds: list[int] = []
+        self.timestamps: list[int] = []
+        self.images: list[dict[str, Any]] = []
+        self.none_sources: list[dict[str, str]] = []
+
+    def add_rows(self, kind: int, rows: list[dict], base_id: int, timestamp: int) -> None:
+        n = len(rows)
+        if kind == _INSERT or kind == _DELETE:
+            self.record_ids.extend(range(base_id, base_id + n))
+            self.kinds.extend([kind] * n)
+            self.timestamps.extend([timestamp] * n)
+            self.images.extend([row["values"] for row in rows])
+            self.none_sources.extend([row["none_sources"] for row in rows])
+            return
+        for index, row in enumerate(rows):
+            record_id = base_id + index
+            self.record_ids += (record_id, record_id)
+            self.images += (row["before_values"], row["after_values"])
+            self.none_sources += (row["before_none_sources"], row["after_none_sources"])
+        self.kinds.extend([_UPDATE_BEFORE, _UPDATE_AFTER] * n)
+        self.timestamps.extend([timestamp] * (2 * n))
+
+
+# --- the reader -------------------------------------------------------------------------------------
+
+
+def read_changes(
+    endpoint: MySqlEndpoint,
+    start: BinlogCoordinate,
+    end: BinlogCoordinate,
+    tables: Mapping[str, TableSchema],
+    selections: Mapping[str, TableSelection],
+    spec: MigrationSpec,
+    *,
+    replica_server_id: int | None = None,
+    fast_decode: bool = True,
+    log: Callable[[str], None] = lambda message: None,
+) -> ChangeSet:
+    """The changes of ``tables`` (key ``"db.table"``, schema at ``start``) in ``(start, end]``.
+
+    Raises :class:`SourceChanged` / :class:`BinlogUnavailable` (before reading anything) when the
+    range is not on the source any more, :class:`UnsupportedDDL` for DDL on a selected table that
+    the migration cannot follow, and :class:`ReaderError` when the stream misbehaves.
+    ``replica_server_id`` must differ from every other replica of the source (a random one is used
+    by default, so parallel readers never evict each other). ``fast_decode`` decodes row images with
+    :mod:`.rows_decoder` (same values as the library's decoder, faster); False uses the library's.
+    """
+    started = time.monotonic()
+    missing = [key for key in tables if key not in selections]
+    if missing:
+        raise ValueError(f"no selection for {missing}")
+    if start.key() > end.key():
+        raise ValueError(f"start {start} lies after end {end}")
+    for coordinate in (start, end):
+        if coordinate.file_index > MAX_FILE_INDEX or coordinate.log_pos > MAX_POSITION:
+            raise ReaderError(
+                f"coordinate {coordinate} is beyond the record_id bit budget (file index < 2**31, "
+                "position < 2**32)"
+            )
+
+    conn = endpoint.connect()
+    try:
+        current = capture(conn)
+        verify_readable(conn, start, current)
+        verify_readable(conn, end, current)
+        collectors = {key: _TableCollector(schema) for key, schema in tables.items()}
+        events = 0
+        if start.key() < end.key():
+            events = _read_events(
+                endpoint, start, end, collectors, replica_server_id, current.server_id, fast_decode, log
+            )
+        result = ChangeSet(start=start, end=end, tables={})
+        for key, collector in collectors.items():
+            result.tables[key] = _build_table_changes(key, collector, selections[key], spec, conn)
+            result.rows += result.tables[key].rows.num_rows
+    finally:
+        conn.close()
+    result.events = events
+    result.seconds = time.monotonic() - started
+    log(f"read {start} .. {end}: {events} row events, {result.rows} change rows in {result.seconds:.1f}s")
+    return result
+
+
+def _stream(endpoint: MySqlEndpoint, start: BinlogCoordinate, server_id: int, collectors: Mapping[str, Any]):
+    from pymysqlreplication import BinLogStreamReader
+    from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
+    from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
+
+    databases = sorted({key.split(".", 1)[0] for key in collectors})
+    names = sorted({key.split(".", 1)[1] for key in collectors})
+    return BinLogStreamReader(
+        connection_settings=endpoint.replication_settings(),
+        server_id=server_id,
+        resume_stream=True,
+        blocking=False,
+        log_file=start.log_file,
+        log_pos=start.log_pos,
+        # Name filters apply to table-map and rows events only; QueryEvents (DDL) always come through.
+        only_schemas=databases or None,
+        only_tables=names or None,
+        # Every event that can end a transaction or a file is needed to see the end coordinate.
+        only_events=None,
+        filter_non_implemented_events=False,
+        # The classic dump honours log_file/log_pos on MariaDB too (module docstring).
+        is_mariadb=False,
+        enable_logging=False,
+    ), (QueryEvent, RotateEvent, XidEvent, TableMapEvent, WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)
+
+
+def _file_index(log_file: str) -> int:
+    return BinlogCoordinate(log_file, 0).file_index
+
+
+def _read_events(
+    endpoint: MySqlEndpoint,
+    start: BinlogCoordinate,
+    end: BinlogCoordinate,
+    collectors: dict[str, _TableCollector],
+    replica_server_id: int | None,
+    source_server_id: int,
+    fast_decode: bool,
+    log: Callable[[str], None],
+) -> int:
+    server_id = replica_server_id
+    while server_id is None or server_id == source_server_id:
+        server_id = random.randint(1 << 30, (1 << 32) - 1)
+    stream, classes = _stream(endpoint, start, server_id, collectors)
+    query_event, rotate_event, _xid, table_map_event, write_event, update_event, delete_event = classes
+    kinds = {write_event: _INSERT, delete_event: _DELETE, update_event: _UPDATE_BEFORE}
+    by_name = {tuple(key.split(".", 1)): c for key, c in collectors.items()}
+    by_lower_name = {(db.lower(), t.lower()): key for key, c in collectors.items() for db, t in [key.split(".", 1)]}
+    end_index, start_index = end.file_index, start.file_index
+    current_file: str | None = None
+    file_index = -1
+    last_start = (-1, -1)
+    decoders: dict[int, TableDecoder | None] = {}  # by table id, for the checked selected tables
+    row_events = 0
+    reached_end = False
+    try:
+        for event in stream:
+            cls = event.__class__
+            packet = event.packet
+            if cls is rotate_event:
+                if current_file is None and event.next_binlog != start.log_file:
+                    raise ReaderError(
+                        f"the binlog reader started in {event.next_binlog}, not at the requested {start}: "
+                        "the start position was not honoured"
+                    )
+                current_file = event.next_binlog
+                file_index = _file_index(current_file)
+                stream.table_map.clear()  # table ids are reused after a restart
+                decoders.clear()
+                if file_index > end_index:
+                    reached_end = True
+                    break
+                continue
+            next_position = packet.log_pos
+            if next_position == 0:
+                continue  # an artificial event the server sends when a dump starts (no place in the log)
+            event_start = next_position - packet.event_size
+            event_key = (file_index, event_start)
+            if event_start < 0 or event_key <= last_start:
+                raise ReaderError(
+                    f"binlog position went backwards at {current_file}:{next_position}: a binlog file beyond "
+                    "4 GiB (positions wrap) is outside the record_id bit budget"
+                )
+            last_start = event_key
+            if file_index == start_index and event_start < start.log_pos:
+                raise ReaderError(
+                    f"the binlog reader returned an event at {current_file}:{event_start}, before the start "
+                    f"coordinate {start}: the start position was not honoured"
+                )
+            if (file_index, next_position) > end.key():
+                if file_index == end_index and event_start != end.log_pos:
+                    raise ReaderError(f"the end coordinate {end} is not at an event boundary")
+                reached_end = True
+                break
+            if cls in kinds:
+                key = (event.schema, event.table)
+                collector = by_name.get(key)
+                if collector is not None:
+                    if event.table_id not in decoders:
+                        table = stream.table_map[event.table_id]
+                        _check_columns(collector, table, current_file, event_start)
+                        decoders[event.table_id] = table_decoder(table) if fast_decode else None
+                    decoder = decoders[event.table_id]
+                    rows = decoder.rows(event) if decoder is not None else None
+                    if rows is None:
+                        rows = event.rows
+                    if event_start + len(rows) > MAX_POSITION:
+                        raise ReaderError(f"event at {current_file}:{event_start} exceeds the record_id bit budget")
+                    collector.add_rows(kinds[cls], rows, (file_index << 32) | event_start, event.timestamp)
+                    row_events += 1
+            elif cls is query_event:
+                statement = event.query
+                if statement.lstrip()[:9].upper().startswith(_DDL_VERBS):
+                    coordinate = replace(end, log_file=current_file or "", log_pos=event_start, gtid="", captured_at=0.0)
+                    default_db = event.schema.decode("utf-8", "replace") if event.schema else None
+                    _apply_ddl(statement, default_db, by_lower_name, collectors, coordinate, log)
+            elif cls is table_map_event:
+                collector = by_name.get((event.schema, event.table))
+                if collector is not None:
+                    _check_columns(collector, event, current_file, event_start)
+                    decoders[event.table_id] = table_decoder(event.get_table()) if fast_decode else None
+            if (file_index, next_position) == end.key():
+                reached_end = True
+                break
+    finally:
+        stream.close()
+    if not reached_end:
+        raise ReaderError(
+            f"the binlog stream ended at {stream.log_file}:{stream.log_pos} before the end coordinate {end}; "
+            "retry, and if it persists check the source's binlog files (SHOW BINARY LOGS)"
+        )
+    return row_events
+
+
+def _check_columns(collector: _TableCollector, table_map: Any, log_file: str | None, position: int) -> None:
+    """The binlog's column names for the table must be the tracked schema's (binlog_row_metadata=FULL)."""
+    names = tuple(column.name for column in table_map.columns)
+    if names == collector.schema.column_names:
+        return
+    if any(name is None for name in names):
+        raise UnsupportedDDL(
+            f"the binlog at {log_file}:{position} carries no column names for {collector.schema.name}: set "
+            "binlog_row_metadata=FULL on the source (the precheck requires it)",
+            coordinate=f"{log_file}:{position}",
+        )
+    raise UnsupportedDDL(
+        f"the binlog's columns for {collector.schema.name} at {log_file}:{position} are {list(names)}, but the "
+        f"schema tracked from the start coordinate has {list(collector.schema.column_names)}: a schema change "
+        "was not seen in the binlog. Fix: apply the change to the MaxCompute tables by hand and re-run the "
+        "setup (full load) for this table",
+        coordinate=f"{log_file}:{position}",
+    )
+
+
+def _apply_ddl(
+    statement: str,
+    default_db: str | None,
+    by_lower_name: Mapping[tuple[str, str], str],
+    collectors: Mapping[str, _TableCollector],
+    coordinate: BinlogCoordinate,
+    log: Callable[[str], None],
+) -> None:
+    try:
+        parsed = parse_ddl(statement)
+    except ValueError as exc:
+        touched = [key for key in collectors if key.split(".", 1)[1].lower() in statement.lower()]
+        if not touched:
+            return  # a statement we cannot read that does not even mention a selected table
+        raise UnsupportedDDL(
+            f"cannot parse DDL that may change {', '.join(touched)} at {coordinate}: {exc}. Statement: {statement}",
+            statement=statement,
+            coordinate=coordinate,
+        ) from exc
+    for change in parsed.tables:
+        database = change.database or default_db or ""
+        key = by_lower_name.get((database.lower(), change.table.lower()))
+        if key is None or change.action == "ignored" and change.default_charset is None:
+            continue
+        collector = collectors[key]
+        if change.action == "unsupported":
+            raise UnsupportedDDL(_unsupported_message(key, change, statement, coordinate), statement, coordinate)
+        schema = collector.schema
+        if change.default_charset:
+            schema = replace(schema, default_charset=change.default_charset)
+        for added in change.added:
+            if schema.column(added.column.name) is not None:
+                if added.if_not_exists:
+                    continue
+                raise UnsupportedDDL(
+                    f"ADD COLUMN {added.column.name} on {key} at {coordinate}, but the tracked schema already has "
+                    f"that column. Statement: {statement}",
+                    statement,
+                    coordinate,
+                )
+            try:
+                schema = schema.with_added_column(added)
+            except ValueError as exc:
+                raise UnsupportedDDL(f"{exc} (at {coordinate}). Statement: {statement}", statement, coordinate) from exc
+            collector.added.append(added)
+            log(f"{key}: column {added.column.name} {added.column.column_type} added at {coordinate}")
+        collector.schema = schema
+
+
+def _unsupported_message(key: str, change: TableDDL, statement: str, coordinate: BinlogCoordinate) -> str:
+    return (
+        f"DDL on migrated table {key} at {coordinate} cannot be replayed in MaxCompute ({change.reason}): "
+        f"{statement.strip()}. Nothing after the previous interval was written. Fix: apply the change to the "
+        f"MaxCompute tables by hand (or drop them) and re-run the setup (full load) for {key}; the incremental "
+        "migration can then continue from the new snapshot"
+    )
+
+
+# --- building the _log rows ----------------------------------------------------------------------------
+
+
+def _build_table_changes(
+    key: str, collector: _TableCollector, selection: TableSelection, spec: MigrationSpec, conn: pymysql.Connection
+) -> TableChanges:
+    schema = collector.schema
+    try:
+        plan = plan_table(spec, selection, schema.as_source_table())
+    except UnsupportedType as exc:
+        raise UnsupportedDDL(f"{key}: a column added in the interval has no MaxCompute mapping: {exc}") from exc
+    added_names = {a.column.name.lower() for a in collector.added}
+    added_plans = tuple(c for c in plan.columns if c.source.name.lower() in added_names)
+    kinds = np.asarray(collector.kinds, dtype=np.int8)
+    keep: np.ndarray | None = None
+    if selection.filter and len(kinds):
+        kinds, keep = _apply_filter(conn, selection.filter, schema, collector.images, kinds)
+    rows, warnings = _to_arrow(spec, plan.columns, collector, kinds, keep)
+    return TableChanges(key, rows, schema, added_plans, warnings)
+
+
+def _apply_filter(
+    conn: pymysql.Connection, expression: str, schema: TableSchema, images: Sequence[dict], kinds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Filter semantics for changes. INSERT/DELETE: kept when the image matches. UPDATE: both images
+    match -> the U pair; only the before-image -> a DELETE of it (the row left the filtered set);
+    only the after-image -> an INSERT of it (the row entered it); neither -> dropped."""
+    matched_indexes = matching_images(conn, expression, schema.columns, images, schema.collations)
+    matched = np.zeros(len(kinds), dtype=bool)
+    if matched_indexes:
+        matched[np.fromiter(matched_indexes, dtype=np.int64)] = True
+    kinds = kinds.copy()
+    keep = matched.copy()
+    before = np.flatnonzero(kinds == _UPDATE_BEFORE)
+    after = before + 1
+    before_ok, after_ok = matched[before], matched[after]
+    left = before_ok & ~after_ok
+    entered = ~before_ok & after_ok
+    kinds[before[left]] = _DELETE
+    kinds[after[entered]] = _INSERT
+    keep[before] = before_ok
+    keep[after] = after_ok
+    return kinds, keep
+
+
+def _to_arrow(
+    spec: MigrationSpec,
+    columns: Sequence[ColumnPlan],
+    collector: _TableCollector,
+    kinds: np.ndarray,
+    keep: np.ndarray | None,
+) -> tuple[pa.Table, dict[str, dict[str, int]]]:
+    additional = {a.role: a.name for a in spec.additional_columns()}
+    indexes = np.flatnonzero(keep) if keep is not None else None
+    images = collector.images
+    none_sources = collector.none_sources
+    if indexes is not None and len(indexes) != len(images):
+        images = [images[i] for i in indexes]
+        none_sources = [none_sources[i] for i in indexes]
+        kinds = kinds[indexes]
+        record_ids = np.asarray(collector.record_ids, dtype=np.int64)[indexes]
+        timestamps = np.asarray(collector.timestamps, dtype=np.int64)[indexes]
+    else:
+        record_ids = np.asarray(collector.record_ids, dtype=np.int64)
+        timestamps = np.asarray(collector.timestamps, dtype=np.int64)
+    kind_array = pa.array(kinds, pa.int8())
+    arrays: dict[str, pa.Array | pa.ChunkedArray] = {
+        additional["record_id"]: pa.array(record_ids, pa.int64()),
+        additional["operation_flag"]: _OPERATION.take(kind_array),
+        additional["utc_timestamp"]: pa.array(timestamps, pa.int64()),
+        additional["before_flag"]: _BEFORE_FLAG.take(kind_array),
+        additional["after_flag"]: _AFTER_FLAG.take(kind_array),
+    }
+    warnings: dict[str, dict[str, int]] = {}
+    for plan in columns:
+        name = plan.source.name
+        chunks: list[pa.Array] = []
+        for offset in range(0, len(images), CONVERSION_BATCH_ROWS):
+            batch = images[offset : offset + CONVERSION_BATCH_ROWS]
+            sources = none_sources[offset : offset + CONVERSION_BATCH_ROWS]
+            converted = convert_binlog_values(plan, [image.get(name) for image in batch], [s.get(name) for s in sources])
+            chunks.append(converted.array)
+            for warning, count in converted.warnings.items():
+                bucket = warnings.setdefault(plan.destination, {})
+                bucket[warning] = bucket.get(warning, 0) + count
+        target = destination_arrow_type(plan)
+        arrays[plan.destination] = pa.chunked_array(chunks, type=target) if chunks else pa.array([], type=target)
+    return pa.table(arrays), warnings
+

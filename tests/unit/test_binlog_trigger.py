@@ -1,0 +1,92 @@
+"""The deferral contract of BinlogSensor / BinlogTrigger (the polling itself is tested against real
+servers in tests/integration/test_incremental.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
+from airflow_provider_polar_mc.triggers.binlog import BinlogTrigger
+
+SPEC = {"name": "m1", "source": {"databases": ["shop"]}, "incremental": {"settle_seconds": 5, "poll_seconds": 2}}
+END = "2026-03-01T10:00:00+00:00"
+COORDINATE = {"log_file": "mysql-bin.000003", "log_pos": 1234, "gtid": "0-1-9", "server_id": 1, "server_uuid": "", "captured_at": 1.0}
+
+
+def _collect(trigger: BinlogTrigger) -> list:
+    async def run():
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(run())
+
+
+def test_trigger_serialises_json_safe_arguments():
+    trigger = BinlogTrigger(SPEC, END, settle_seconds=5, poll_seconds=0.5)
+    assert trigger.serialize() == (
+        "airflow_provider_polar_mc.triggers.binlog.BinlogTrigger",
+        {"spec": SPEC, "interval_end": END, "settle_seconds": 5, "poll_seconds": 0.5},
+    )
+
+
+def test_trigger_polls_until_the_coordinate_is_recorded(monkeypatch):
+    answers = iter([None, None, COORDINATE])
+    calls = []
+
+    def poll(spec, interval_end, settle):
+        calls.append((spec["name"], interval_end, settle))
+        return next(answers)
+
+    monkeypatch.setattr("airflow_provider_polar_mc.triggers.binlog.poll_interval_end", poll)
+    events = _collect(BinlogTrigger(SPEC, END, settle_seconds=5, poll_seconds=0.01))
+    assert [e.payload for e in events] == [{"status": "success", "coordinate": COORDINATE}]
+    assert calls == [("m1", END, 5)] * 3
+
+
+def test_trigger_reports_errors_as_an_event(monkeypatch):
+    def poll(*args):
+        raise RuntimeError("source unreachable")
+
+    monkeypatch.setattr("airflow_provider_polar_mc.triggers.binlog.poll_interval_end", poll)
+    events = _collect(BinlogTrigger(SPEC, END, poll_seconds=0.01))
+    assert [e.payload for e in events] == [{"status": "error", "message": "RuntimeError: source unreachable"}]
+
+
+def _context():
+    return {"data_interval_end": dt.datetime(2026, 3, 1, 10, tzinfo=dt.timezone.utc)}
+
+
+def test_sensor_returns_a_recorded_coordinate_without_deferring(monkeypatch):
+    monkeypatch.setattr("airflow_provider_polar_mc.sensors.binlog.poll_interval_end", lambda *a: COORDINATE)
+    assert BinlogSensor(task_id="wait", spec=SPEC).execute(_context()) == COORDINATE
+
+
+def test_sensor_defers_to_the_trigger(monkeypatch):
+    monkeypatch.setattr("airflow_provider_polar_mc.sensors.binlog.poll_interval_end", lambda *a: None)
+    sensor = BinlogSensor(task_id="wait", spec=SPEC, poke_interval=3)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(_context())
+    assert deferred.value.method_name == "execute_complete"
+    classpath, kwargs = deferred.value.trigger.serialize()
+    assert classpath.endswith("BinlogTrigger")
+    assert kwargs["interval_end"] == END and kwargs["settle_seconds"] == 5 and kwargs["poll_seconds"] == 3
+    assert kwargs["spec"]["name"] == "m1"
+
+
+def test_sensor_poke_mode(monkeypatch):
+    answers = iter([None, COORDINATE])
+    monkeypatch.setattr("airflow_provider_polar_mc.sensors.binlog.poll_interval_end", lambda *a: next(answers))
+    sensor = BinlogSensor(task_id="wait", spec=SPEC, deferrable=False, poke_interval=0.01, timeout=5)
+    assert sensor.execute(_context()) == COORDINATE
+
+
+def test_execute_complete_validates_the_event():
+    sensor = BinlogSensor(task_id="wait", spec=SPEC)
+    assert sensor.execute_complete({}, {"status": "success", "coordinate": COORDINATE}) == COORDINATE
+    with pytest.raises(AirflowException, match="source unreachable"):
+        sensor.execute_complete({}, {"status": "error", "message": "source unreachable"})
+    with pytest.raises(AirflowException):
+        sensor.execute_complete({}, None)
