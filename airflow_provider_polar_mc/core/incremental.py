@@ -23,6 +23,7 @@ from airflow_provider_polar_mc.core.checkpoint import CheckpointStore
 from airflow_provider_polar_mc.core.coordinates import BinlogCoordinate, capture, verify_readable
 from airflow_provider_polar_mc.core.maxcompute import DestColumn, MaxComputeDestination
 from airflow_provider_polar_mc.core.source import MySqlEndpoint, RetryPolicy
+from airflow_provider_polar_mc.core.typemap import arrow_type_for
 from airflow_provider_polar_mc.core.upload import TableUpload
 from airflow_provider_polar_mc.exceptions import CheckpointConflict
 from airflow_provider_polar_mc.spec import MigrationSpec
@@ -162,6 +163,18 @@ class IncrementalLoader:
         intervals.mark_done(self.store, interval_end, summary)
         return {k: v for k, v in summary.items() if k != "schemas"}
 
+    def _conform(self, table: str, rows: pa.Table) -> pa.Table:
+        """Rows of an interval read before a later ADD COLUMN (a re-run, a backfill) lack columns the
+        `_log` table has by now: they are NULL there, as the source had no value for them yet."""
+        described = self.destination.describe(table)
+        if described is None:
+            raise CheckpointConflict(f"destination table {table} does not exist: run the schema migration first")
+        present = {name.lower() for name in rows.column_names}
+        for column in described.columns:
+            if column.name.lower() not in present:
+                rows = rows.append_column(column.name, pa.nulls(rows.num_rows, arrow_type_for(column.type)))
+        return rows
+
     def _schemas_at_start(self, interval_start: dt.datetime, first: bool, names: list[str]) -> dict[str, TableSchema]:
         if first:
             recorded = {n: self.store.get(SCHEMA_KIND, n) for n in names}
@@ -189,6 +202,7 @@ class IncrementalLoader:
                 self.log(f"{table}: added columns {[c.name for c in new]} (ALTER TABLE ... ADD COLUMN in the source)")
 
     def _write_partition(self, table: str, partition: str, rows: pa.Table) -> None:
+        rows = self._conform(table, rows)
         upload = TableUpload(self.destination, table, partition=partition, overwrite=True)
         upload.open()
         blocks = []
