@@ -31,7 +31,12 @@ _LEVEL_FORMATS = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H", "minut
 def utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment!r}: data intervals must be time-zone aware")
-    return moment.astimezone(dt.timezone.utc)
+    moment = moment.astimezone(dt.timezone.utc)
+    # A plain datetime: pendulum's DateTime (Airflow's) drops the zone in arithmetic with timedelta.
+    return dt.datetime(
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond,
+        tzinfo=dt.timezone.utc,
+    )
 
 
 def interval_key(moment: dt.datetime) -> str:

@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         interval = start
         while interval < last_end:
             say(f"running DAG {incremental.dag_id} for the interval starting {interval:%H:%M} UTC")
-            run = incremental.test(logical_date=interval)
+            # A manual run's data interval is the one that ends at its logical date.
+            run = incremental.test(logical_date=interval + dt.timedelta(minutes=1))
             if run.state != "success":
                 say(f"incremental run ended {run.state}")
                 return 1

@@ -90,3 +90,15 @@ def test_execute_complete_validates_the_event():
         sensor.execute_complete({}, {"status": "error", "message": "source unreachable"})
     with pytest.raises(AirflowException):
         sensor.execute_complete({}, None)
+
+
+def test_partition_values_accept_airflow_pendulum_intervals():
+    import pendulum
+
+    from airflow_provider_polar_mc.core.intervals import partition_values
+
+    start, end = pendulum.datetime(2026, 11, 27, 20, 50, tz="UTC"), pendulum.datetime(2026, 11, 27, 20, 51, tz="UTC")
+    assert partition_values(start, end, ["year", "month", "day", "hour", "minute"]) == ["2026", "11", "27", "20", "50"]
+    december = pendulum.datetime(2026, 12, 1, tz="Asia/Shanghai").in_timezone("UTC")
+    with pytest.raises(Exception, match="not one 'month' partition"):
+        partition_values(december, december.add(months=1), ["year", "month"])
