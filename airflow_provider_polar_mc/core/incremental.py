@@ -23,6 +23,7 @@ from airflow_provider_polar_mc.core.checkpoint import CheckpointStore
 from airflow_provider_polar_mc.core.coordinates import BinlogCoordinate, capture, verify_readable
 from airflow_provider_polar_mc.core.maxcompute import DestColumn, MaxComputeDestination
 from airflow_provider_polar_mc.core.source import MySqlEndpoint, RetryPolicy
+from airflow_provider_polar_mc.core.throttle import Throttle
 from airflow_provider_polar_mc.core.typemap import arrow_type_for
 from airflow_provider_polar_mc.core.upload import TableUpload
 from airflow_provider_polar_mc.exceptions import CheckpointConflict
@@ -43,14 +44,17 @@ def source_clock(conn) -> float:
         return float(cur.fetchone()[0])
 
 
-def write_heartbeat(conn, database: str, table: str) -> None:
-    """Keep an idle source's binlog moving and make latency measurable: one row, updated each poll."""
+def write_heartbeat(conn, database: str, table: str, interval_seconds: int) -> None:
+    """Keep an idle source's binlog moving and make latency measurable: one row, refreshed at most every
+    ``interval_seconds`` (each refresh is a binlog event, so the recorded coordinates keep advancing)."""
     with conn.cursor() as cur:
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS `{database}`.`{table}` (id TINYINT PRIMARY KEY, beat_at DATETIME(6) NOT NULL)"
         )
+        cur.execute(f"INSERT IGNORE INTO `{database}`.`{table}` VALUES (1, UTC_TIMESTAMP(6))")
         cur.execute(
-            f"INSERT INTO `{database}`.`{table}` VALUES (1, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE beat_at = VALUES(beat_at)"
+            f"UPDATE `{database}`.`{table}` SET beat_at = UTC_TIMESTAMP(6) "
+            f"WHERE id = 1 AND beat_at < UTC_TIMESTAMP(6) - INTERVAL {int(interval_seconds)} SECOND"
         )
 
 
@@ -77,7 +81,7 @@ def capture_interval_end(
     conn = retry.call(endpoint.connect, log=log)
     try:
         if spec.heartbeat.enabled:
-            write_heartbeat(conn, spec.heartbeat_database, spec.heartbeat.table)
+            write_heartbeat(conn, spec.heartbeat_database, spec.heartbeat.table, spec.heartbeat.interval_seconds)
         now = source_clock(conn)
         due = intervals.utc(interval_end).timestamp() + settle_seconds
         if now < due:
@@ -112,6 +116,8 @@ class IncrementalLoader:
         self.destination = destination
         self.store = store
         self.log = log
+        limits = spec.throttle.incremental
+        self.throttle = Throttle(rows_per_s=limits.rows_per_s, mb_per_s=limits.mb_per_s)
 
     def run(self, interval_start: dt.datetime, interval_end: dt.datetime) -> dict[str, Any]:
         spec = self.spec
@@ -160,6 +166,15 @@ class IncrementalLoader:
             summary["schemas"][name] = table_changes.schema_at_end.to_dict()
             self.log(f"{name} -> {selection.log_table} [{partition}]: {table_changes.rows.num_rows:,} rows")
         summary["seconds"] = round(time.monotonic() - started, 3)
+        # Latency: how far behind the source this interval's data reaches MaxCompute.
+        summary["latency_seconds"] = round(time.time() - intervals.utc(interval_end).timestamp(), 1)
+        alert = spec.latency_alert_seconds
+        if alert is not None and summary["latency_seconds"] > alert:
+            self.log(
+                f"LATENCY ALERT{' [' + spec.environment_tag + ']' if spec.environment_tag else ''}: interval ending "
+                f"{summary['interval_end']} reached MaxCompute {summary['latency_seconds']:.0f}s after it closed "
+                f"(latency_alert_seconds: {alert})"
+            )
         intervals.mark_done(self.store, interval_end, summary)
         return {k: v for k, v in summary.items() if k != "schemas"}
 
@@ -207,6 +222,8 @@ class IncrementalLoader:
         upload.open()
         blocks = []
         for block_id, chunk in _chunks(rows, self.spec.incremental.block_rows):
+            self.throttle.before_query()
             upload.write_block(block_id, chunk)
+            self.throttle.after_read(chunk.num_rows, chunk.nbytes)
             blocks.append(block_id)
         upload.commit(blocks)
