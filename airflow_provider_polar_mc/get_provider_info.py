@@ -43,9 +43,23 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_polar_mc.operators.precheck",
                     "airflow_provider_polar_mc.operators.schema",
+                    "airflow_provider_polar_mc.operators.full_load",
+                    "airflow_provider_polar_mc.operators.incremental",
+                    "airflow_provider_polar_mc.operators.merge",
+                    "airflow_provider_polar_mc.operators.validate",
                 ],
             }
         ],
-        "sensors": [],
-        "triggers": [],
+        "sensors": [
+            {
+                "integration-name": "PolarDB for MySQL to MaxCompute",
+                "python-modules": ["airflow_provider_polar_mc.sensors.binlog"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "PolarDB for MySQL to MaxCompute",
+                "python-modules": ["airflow_provider_polar_mc.triggers.binlog"],
+            }
+        ],
     }

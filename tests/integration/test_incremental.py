@@ -22,6 +22,7 @@ from airflow_provider_polar_mc.operators.full_load import FullLoadOperator
 from airflow_provider_polar_mc.operators.incremental import IncrementalLoadOperator
 from airflow_provider_polar_mc.operators.merge import MergeOperator
 from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
+from airflow_provider_polar_mc.operators.validate import ValidateOperator
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
 
 pytestmark = pytest.mark.integration
@@ -148,6 +149,12 @@ def test_full_load_plus_intervals_converge_and_reruns_are_identical(connections,
     assert all(r.equal for r in results), [r.summary() for r in results]
     prefix = spec["batch_rename"]["prefix"]
     assert {"channel", "weight"} <= {c.name for c in emulator.client().get_table(f"{prefix}orders_base").table_schema.simple_columns}
+
+    summaries = ValidateOperator(task_id="validate", spec=spec).execute({})
+    assert [s["equal"] for s in summaries] == [True, True]
+    mysql_server.execute(f"UPDATE {shop}.customers SET name = 'drifted' WHERE code = 'c7'")
+    with pytest.raises(AirflowFailException, match="differ from the source"):
+        ValidateOperator(task_id="validate", spec=spec).execute({})
 
     # Re-running (retry / clear / backfill) an interval rebuilds the identical partition.
     log_table = f"{prefix}orders_log"
