@@ -61,7 +61,7 @@ class MySqlEndpoint:
     def replication_settings(self) -> dict[str, Any]:
         """Connection settings in the form mysql-replication's BinLogStreamReader takes."""
         settings: dict[str, Any] = dict(
-            host=self.host, port=self.port, user=self.user, passwd=self.password, charset=self.charset
+            host=self.host, port=self.port, user=self.user, password=self.password, charset=self.charset
         )
         if self.ssl:
             settings["ssl"] = dict(self.ssl)
