@@ -155,8 +155,8 @@ class IncrementalSpec:
 
 @dataclass(frozen=True)
 class FullLoadSpec:
-    chunk_rows: int = 100_000
-    parallelism: int = 4
+    chunk_rows: int = 50_000
+    parallelism: int = 2
 
 
 @dataclass(frozen=True)

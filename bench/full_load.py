@@ -195,6 +195,8 @@ def main() -> int:
 
     if args.child:
         return child(args)
+    # Only the result goes to stdout; everything else (Airflow's task logging included) to stderr.
+    result_out, sys.stdout = sys.stdout, sys.stderr
 
     from airflow_provider_polar_mc.sandbox.emulator import EmulatorProcess
     from airflow_provider_polar_mc.sandbox.mysql import PrivateMySqlServer, ServerConfig
@@ -260,7 +262,8 @@ def main() -> int:
                 "chunk_rows": args.chunk_rows,
                 "parallelism": args.parallelism,
             }
-        )
+        ),
+        file=result_out,
     )
     return 0
 

@@ -18,6 +18,7 @@ Per table:
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 import urllib.parse
@@ -82,6 +83,24 @@ class TableLoadResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _libc_malloc_trim() -> Callable[[], None]:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return lambda: libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return lambda: None
+
+
+_malloc_trim = _libc_malloc_trim()
+
+
+def release_memory() -> None:
+    """Hand freed chunk buffers back to the OS (Arrow's pool and glibc keep them otherwise), so the
+    peak stays at ``parallelism x chunk`` whatever the table size."""
+    pa.default_memory_pool().release_unused()
+    _malloc_trim()
 
 
 class Progress:
@@ -220,6 +239,8 @@ class FullLoader:
                 for k, v in warnings.items():
                     result.warnings[k] = result.warnings.get(k, 0) + v
             progress.add(table.num_rows)
+            del table
+            release_memory()
 
         if self.parallelism == 1:
             for r in ranges:

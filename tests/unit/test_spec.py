@@ -233,7 +233,7 @@ def test_defaults():
     assert spec.heartbeat_database == "shop"
     assert spec.latency_alert_seconds is None and spec.environment_tag is None
     assert (spec.json_type, spec.datetime_type) == ("string", "timestamp_ntz")
-    assert (spec.full_load.chunk_rows, spec.full_load.parallelism) == (100_000, 4)
+    assert (spec.full_load.chunk_rows, spec.full_load.parallelism) == (50_000, 2)
     assert spec.merge.enabled and spec.merge.replica_name == "{table}"
     assert spec.accepted_warnings == ()
     assert spec.partition_columns() == ("modifytime_year", "modifytime_month", "modifytime_day")
