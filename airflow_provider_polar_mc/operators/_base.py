@@ -1,4 +1,8 @@
-"""What every migration operator shares: the spec argument and its loading."""
+"""What every migration operator shares: the spec argument and its loading.
+
+Operators import the migration core (pyodps, connectorx, ...) inside ``execute``, not at module level:
+DAG files are parsed often and every task re-parses its DAG, so the import costs ~2.5 s less each time.
+"""
 
 from __future__ import annotations
 

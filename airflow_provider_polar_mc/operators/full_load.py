@@ -7,14 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_polar_mc.core.binlog import TableSchema
-from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-from airflow_provider_polar_mc.core.full_load import FullLoader, group_tables, record_snapshot_coordinate
-from airflow_provider_polar_mc.core.incremental import record_snapshot_schemas
-from airflow_provider_polar_mc.core.schema import plan_migration
-from airflow_provider_polar_mc.core.throttle import Throttle
 from airflow_provider_polar_mc.exceptions import ConfigError
-from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import MigrationOperator, load_spec
 
 # Airflow's default [core] max_map_length.
@@ -44,6 +37,14 @@ class FullLoadOperator(MigrationOperator):
         self.progress_interval = progress_interval
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        from airflow_provider_polar_mc.core.binlog import TableSchema
+        from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
+        from airflow_provider_polar_mc.core.full_load import FullLoader, record_snapshot_coordinate
+        from airflow_provider_polar_mc.core.incremental import record_snapshot_schemas
+        from airflow_provider_polar_mc.core.schema import plan_migration
+        from airflow_provider_polar_mc.core.throttle import Throttle
+        from airflow_provider_polar_mc.hooks import resolve
+
         spec = self.migration_spec()
         if not {"full", "incremental"} & set(spec.migration_types):
             self.log.info("neither full nor incremental migration is selected in migration %s; nothing to do", spec.name)
@@ -102,6 +103,10 @@ class FullLoadOperator(MigrationOperator):
 
 def full_load_groups(spec: Any, max_groups: int = DEFAULT_MAX_GROUPS) -> list[list[str]]:
     """The selected tables in at most ``max_groups`` groups balanced by size, for ``expand(tables=...)``."""
+    from airflow_provider_polar_mc.core.full_load import group_tables
+    from airflow_provider_polar_mc.core.schema import plan_migration
+    from airflow_provider_polar_mc.hooks import resolve
+
     migration = load_spec(spec)
     endpoint = resolve.source_endpoint(migration)
     conn = endpoint.connect()

@@ -6,8 +6,6 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-from airflow_provider_polar_mc.core.incremental import IncrementalLoader
 from airflow_provider_polar_mc.exceptions import (
     BinlogUnavailable,
     CheckpointConflict,
@@ -15,7 +13,6 @@ from airflow_provider_polar_mc.exceptions import (
     SourceChanged,
     UnsupportedDDL,
 )
-from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import MigrationOperator
 
 
@@ -31,6 +28,9 @@ class IncrementalLoadOperator(MigrationOperator):
     ui_color = "#e4fff6"
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
+        from airflow_provider_polar_mc.core.incremental import IncrementalLoader
+        from airflow_provider_polar_mc.hooks import resolve
         spec = self.migration_spec()
         destination = resolve.destination(spec)
         loader = IncrementalLoader(

@@ -7,11 +7,6 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_polar_mc.core import intervals
-from airflow_provider_polar_mc.core.catalog import describe_tables, list_tables
-from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-from airflow_provider_polar_mc.core.merge import MergeTarget, build_replica
-from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import MigrationOperator
 
 
@@ -29,6 +24,11 @@ class MergeOperator(MigrationOperator):
         self.tables = list(tables) if tables is not None else None
 
     def execute(self, context: Any) -> list[dict[str, str]]:
+        from airflow_provider_polar_mc.core import intervals
+        from airflow_provider_polar_mc.core.catalog import describe_tables, list_tables
+        from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
+        from airflow_provider_polar_mc.core.merge import MergeTarget, build_replica
+        from airflow_provider_polar_mc.hooks import resolve
         spec = self.migration_spec()
         if not spec.merge_active:
             self.log.info("merge is not active for migration %s (needs incremental and merge.enabled)", spec.name)

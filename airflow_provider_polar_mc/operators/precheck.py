@@ -6,8 +6,6 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_polar_mc.core.precheck import run_prechecks
-from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import MigrationOperator
 
 
@@ -22,6 +20,8 @@ class PrecheckOperator(MigrationOperator):
     ui_color = "#f0e4ff"
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_provider_polar_mc.core.precheck import run_prechecks
+        from airflow_provider_polar_mc.hooks import resolve
         spec = self.migration_spec()
         report = run_prechecks(
             spec, resolve.source_endpoint(spec), lambda: resolve.destination(spec), log=self.log.info

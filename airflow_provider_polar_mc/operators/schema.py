@@ -6,9 +6,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_polar_mc.core.schema import SchemaConflict, migrate_schema, plan_migration
 from airflow_provider_polar_mc.exceptions import ConfigError
-from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import MigrationOperator
 
 
@@ -23,6 +21,8 @@ class SchemaMigrateOperator(MigrationOperator):
     ui_color = "#e4f0ff"
 
     def execute(self, context: Any) -> list[dict[str, str]]:
+        from airflow_provider_polar_mc.core.schema import SchemaConflict, migrate_schema, plan_migration
+        from airflow_provider_polar_mc.hooks import resolve
         spec = self.migration_spec()
         if "schema" not in spec.migration_types:
             self.log.info("schema migration is not selected in migration %s; nothing to do", spec.name)

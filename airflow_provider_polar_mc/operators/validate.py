@@ -7,11 +7,6 @@ from typing import Any, Literal
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-from airflow_provider_polar_mc.core.full_load import FullLoader
-from airflow_provider_polar_mc.core.schema import plan_migration
-from airflow_provider_polar_mc.core.validate import compare_table
-from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import MigrationOperator
 
 
@@ -35,6 +30,11 @@ class ValidateOperator(MigrationOperator):
         self.target = target
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
+        from airflow_provider_polar_mc.core.full_load import FullLoader
+        from airflow_provider_polar_mc.core.schema import plan_migration
+        from airflow_provider_polar_mc.core.validate import compare_table
+        from airflow_provider_polar_mc.hooks import resolve
         spec = self.migration_spec()
         endpoint, destination = resolve.source_endpoint(spec), resolve.destination(spec)
         loader = FullLoader(endpoint, destination, MaxComputeCheckpointStore(destination, spec.name))

@@ -57,7 +57,6 @@ class AirflowStack:
             AIRFLOW__API_AUTH__JWT_SECRET="polar-mc-live-test-secret-" + os.urandom(8).hex(),
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="10",
-            AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="10",
             AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
             POLAR_MC_SPEC_DIR=str(spec_dir),
             PYTHONUNBUFFERED="1",
