@@ -394,6 +394,8 @@ class MigrationSpec:
             available = list(source_tables.get(entry.database, ()))
             if entry.all_tables:
                 for table in available:
+                    if self._is_heartbeat_table(entry.database, table):
+                        continue  # written by the migration itself, never migrated
                     if _pattern_selects(table, entry.include, entry.exclude):
                         selections.append(self._selection(entry.database, TableSpec(table), f"objects[{index}]"))
             else:
@@ -403,6 +405,9 @@ class MigrationSpec:
                         path = f"objects[{index}].tables[{table_index}]"
                         selections.append(self._selection(entry.database, table_spec, path))
         return selections
+
+    def _is_heartbeat_table(self, database: str, table: str) -> bool:
+        return self.heartbeat.enabled and database == self.heartbeat_database and table == self.heartbeat.table
 
     def missing_objects(self, source_tables: Mapping[str, Iterable[str]]) -> list[SpecProblem]:
         """Databases and explicitly listed tables of the spec that the source does not have."""

@@ -189,3 +189,26 @@ def test_an_interval_that_does_not_match_the_partition_is_rejected(connections, 
         IncrementalLoadOperator(task_id="load", spec=spec).execute(
             {"data_interval_start": start, "data_interval_end": start + dt.timedelta(days=1)}
         )
+
+
+def test_capture_waits_for_the_interval_writes_heartbeats_and_is_recorded_once(connections, mysql_server, emulator, shop):
+    from airflow_provider_polar_mc.core.full_load import record_snapshot_coordinate
+    from airflow_provider_polar_mc.core.incremental import capture_interval_end
+
+    spec_doc = make_spec(connections, shop)
+    spec_doc["heartbeat"] = {"enabled": True, "interval_seconds": 1}
+    spec = load_spec(spec_doc)
+    endpoint, destination = resolve.source_endpoint(spec), resolve.destination(spec)
+    store = MaxComputeCheckpointStore(destination, spec.name)
+    past_end = FIRST + dt.timedelta(hours=1)
+    # Before the setup recorded C0 there is nothing to capture against.
+    assert capture_interval_end(spec, endpoint, store, past_end, settle_seconds=0) is None
+    record_snapshot_coordinate(store, endpoint)
+    future_end = dt.datetime.now(UTC) + dt.timedelta(hours=1)
+    assert capture_interval_end(spec, endpoint, store, future_end, settle_seconds=0) is None  # too early
+    first = capture_interval_end(spec, endpoint, store, past_end, settle_seconds=0)
+    beat = mysql_server.execute(f"SELECT COUNT(*), MAX(beat_at) FROM {shop}.polar_mc_heartbeat")[0]
+    assert beat[0] == 1 and beat[1] is not None
+    mysql_server.execute(f"INSERT INTO {shop}.orders (id, customer) VALUES (777777, 1)")
+    again = capture_interval_end(spec, endpoint, store, past_end, settle_seconds=0)
+    assert again == first  # recorded once; re-runs reuse it

@@ -420,3 +420,11 @@ def test_rejected_filters(expression: str, words: str):
 
 def test_replica_pattern_accepts_database_placeholder():
     assert replica_pattern_problem("{database}__{table}") is None
+
+
+def test_the_heartbeat_table_is_never_selected():
+    spec = MigrationSpec.from_dict(
+        {"name": "hb", "source": {"databases": ["shop"]}, "heartbeat": {"enabled": True}}
+    )
+    names = [s.source_table for s in spec.select_tables({"shop": ["orders", "polar_mc_heartbeat"]})]
+    assert names == ["orders"]
