@@ -500,6 +500,16 @@ def _apply_ddl(
         if change.default_charset:
             schema = replace(schema, default_charset=change.default_charset)
         for added in change.added:
+            if added.fills_existing_rows:
+                raise UnsupportedDDL(
+                    f"ADD COLUMN {added.column.name} on {key} at {coordinate} gives the existing rows a value through "
+                    f"{added.fills_existing_rows}, which no row event carries, so the replica could not show it. "
+                    "Fix: add such columns as NULL without a default and fill them with UPDATE (the updates are "
+                    "migrated), or add the column in MaxCompute by hand and re-run the setup (full load) for the "
+                    f"table. Statement: {statement}",
+                    statement,
+                    coordinate,
+                )
             if schema.column(added.column.name) is not None:
                 if added.if_not_exists:
                     continue

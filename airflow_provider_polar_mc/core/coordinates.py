@@ -98,11 +98,15 @@ def capture(conn: pymysql.Connection) -> BinlogCoordinate:
             pass  # MariaDB has no server_uuid
         gtid = (status.get("Executed_Gtid_Set") or "").replace("\n", "")
         if not server_uuid:
-            try:
-                cur.execute("SELECT @@gtid_binlog_pos")
-                gtid = cur.fetchone()[0] or ""
-            except pymysql.err.MySQLError:
-                pass
+            # MariaDB: the GTID state exactly at (File, Position), not @@gtid_binlog_pos a moment later, so
+            # that verify_readable can check the coordinate still means the same place in the history.
+            gtid = _gtid_at(cur, status["File"], int(status["Position"]))
+            if gtid is None:
+                try:
+                    cur.execute("SELECT @@gtid_binlog_pos")
+                    gtid = cur.fetchone()[0] or ""
+                except pymysql.err.MySQLError:
+                    gtid = ""
     return BinlogCoordinate(
         log_file=status["File"],
         log_pos=int(status["Position"]),
@@ -111,6 +115,17 @@ def capture(conn: pymysql.Connection) -> BinlogCoordinate:
         server_uuid=server_uuid,
         captured_at=float(now),
     )
+
+
+def _gtid_at(cur: pymysql.cursors.Cursor, log_file: str, log_pos: int) -> str | None:
+    """MariaDB's GTID state at an event boundary of its binlog (``BINLOG_GTID_POS``); None when the
+    position is no event boundary of that file (or the server has no such function: MySQL)."""
+    try:
+        cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (log_file, log_pos))
+    except pymysql.err.MySQLError:
+        return None
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def binary_logs(conn: pymysql.Connection) -> list[tuple[str, int]]:
@@ -181,4 +196,17 @@ def verify_readable(conn: pymysql.Connection, start: BinlogCoordinate, current: 
             f"recorded coordinate {start} lies beyond the end of {start.log_file} ({files[start.log_file]} bytes): "
             "the binary log was rewritten. Fix: re-run the setup (full load) for this migration",
         )
+    if start.gtid and not start.server_uuid and not current.server_uuid:
+        # MariaDB after RESET MASTER and enough new writes: same file name, a position and GTIDs past the
+        # recorded ones, yet another history. The GTID state at the recorded position tells them apart.
+        with conn.cursor() as cur:
+            at = _gtid_at(cur, start.log_file, start.log_pos)
+        if at is None or _mariadb_seq(at) != _mariadb_seq(start.gtid):
+            raise SourceChanged(
+                f"the binlog at the recorded coordinate {start} is another history now (GTID state there: "
+                f"{at if at is not None else 'not an event boundary'}): the binary log was reset (RESET MASTER) "
+                "or rewritten. Fix: re-run the setup (full load) for this migration",
+                expected=start.gtid,
+                actual=at or "",
+            )
 

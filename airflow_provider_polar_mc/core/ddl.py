@@ -152,6 +152,9 @@ class AddedColumn:
     after: str | None = None
     if_not_exists: bool = False
     collation: str | None = None  # an explicit COLLATE, for filter evaluation
+    # Why existing rows get a non-NULL value without any row event (DEFAULT x, NOT NULL's implicit
+    # default, AUTO_INCREMENT, a generated column), or None: the binlog cannot carry those values.
+    fills_existing_rows: str | None = None
 
 
 @dataclass(frozen=True)
@@ -529,4 +532,25 @@ def parse_column_definition(tokens: list[Token], if_not_exists: bool = False) ->
         generated=generated,
     )
     collation = word_after("COLLATE") if data_type in _TEXT_TYPES else None
-    return AddedColumn(column, first=first, after=after, if_not_exists=if_not_exists, collation=collation)
+    return AddedColumn(
+        column,
+        first=first,
+        after=after,
+        if_not_exists=if_not_exists,
+        collation=collation,
+        fills_existing_rows=_fills_existing_rows(words, nullable, generated),
+    )
+
+
+def _fills_existing_rows(words: list[str], nullable: bool, generated: bool) -> str | None:
+    if generated:
+        return "a generated column"
+    if "AUTO_INCREMENT" in words:
+        return "AUTO_INCREMENT"
+    if "DEFAULT" in words:
+        k = words.index("DEFAULT")
+        if k + 1 < len(words) and words[k + 1] != "NULL":
+            return "a DEFAULT value"
+    if not nullable:
+        return "NOT NULL (its implicit default)"
+    return None

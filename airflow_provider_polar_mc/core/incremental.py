@@ -135,11 +135,12 @@ class IncrementalLoader:
                 f"no end coordinate recorded for the interval ending {intervals.interval_key(interval_end)}: "
                 "the binlog sensor captures it. Fix: run (or clear) the wait_for_binlog task of this run"
             )
-        if end.key() < start.key():
-            raise CheckpointConflict(f"recorded end coordinate {end} lies before the start {start}")
         conn = self.endpoint.connect()
         try:
+            # First: a reset or replaced source explains an end before the start, and names the way out.
             verify_readable(conn, start, capture(conn))
+            if end.key() < start.key():
+                raise CheckpointConflict(f"recorded end coordinate {end} lies before the start {start}")
             selections = spec.select_tables({db: list_tables(conn, db) for db in spec.source.databases}, missing="ignore")
         finally:
             conn.close()

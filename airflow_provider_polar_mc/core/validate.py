@@ -12,6 +12,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from odps import options as odps_options
+
 from airflow_provider_polar_mc.core.chunking import KeyRange
 from airflow_provider_polar_mc.core.full_load import FullLoader
 from airflow_provider_polar_mc.core.schema import TablePlan
@@ -63,6 +65,9 @@ def compare_table(loader: FullLoader, plan: TablePlan, destination_table: str) -
         tuple(_normalise(row[k]) for k in key): {c: _normalise(row[c]) for c in columns} for row in source_table.to_pylist()
     }
     odps = loader.destination.odps
+    # pyodps refuses to read timestamps before 1928 unless told (DatetimeOverflowError); DATETIME(6)
+    # values from 1677 on are valid data here, so reading them back must not fail.
+    odps_options.allow_antique_date = True
     table = odps.get_table(destination_table, project=loader.destination.project)
     dest_rows: dict[tuple, dict[str, Any]] = {}
     with table.open_reader() as reader:

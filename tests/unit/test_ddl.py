@@ -72,3 +72,22 @@ def test_rename_lists_both_sides_and_non_table_statements_touch_nothing():
 def test_default_charset_change_is_tracked():
     change = one("ALTER TABLE t DEFAULT CHARACTER SET = latin1")
     assert (change.action, change.default_charset) == ("ignored", "latin1")
+
+
+@pytest.mark.parametrize(
+    "definition, reason",
+    [
+        ("c INT", None),
+        ("c INT NULL DEFAULT NULL", None),
+        ("c VARCHAR(8) NULL AFTER b", None),
+        ("c INT NOT NULL DEFAULT 7", "a DEFAULT value"),
+        ("c INT DEFAULT 0", "a DEFAULT value"),
+        ("c INT NOT NULL", "NOT NULL (its implicit default)"),
+        ("c BIGINT AUTO_INCREMENT UNIQUE", "AUTO_INCREMENT"),
+        ("c INT AS (a + 1) STORED", "a generated column"),
+    ],
+)
+def test_added_columns_that_fill_existing_rows_are_flagged(definition, reason):
+    from airflow_provider_polar_mc.core.ddl import parse_column_definition, tokenize
+
+    assert parse_column_definition(tokenize(definition)).fills_existing_rows == reason
