@@ -347,7 +347,7 @@ def test_add_column_first_after_and_two_in_one_alter(mysql_server):
         f"INSERT INTO {db}.t VALUES (1, 'before')",
         f"ALTER TABLE {db}.t ADD COLUMN head INT FIRST",
         f"INSERT INTO {db}.t VALUES (7, 2, 'head')",
-        f"ALTER TABLE `{db}`.`t` ADD COLUMN (price DECIMAL(10,2) NOT NULL DEFAULT 0, note TEXT),"
+        f"ALTER TABLE `{db}`.`t` ADD COLUMN (price DECIMAL(10,2) NULL DEFAULT NULL, note TEXT),"
         " ADD COLUMN made DATETIME(6) AFTER id",
         f"INSERT INTO {db}.t (id, v, price, note, made) VALUES (3, 'after', 1.5, 'n', '2024-01-01 00:00:00.000001')",
         f"UPDATE {db}.t SET price = 2 WHERE id = 1",
