@@ -86,20 +86,10 @@ def make_spec(chunk_rows: int, parallelism: int) -> dict:
 
 
 def set_connections(server, emulator) -> None:
-    os.environ[f"AIRFLOW_CONN_{SOURCE_ID.upper()}"] = json.dumps(
-        {"conn_type": "polardb_mysql", "host": server.host, "port": server.port, "login": server.user, "password": server.password}
-    )
-    os.environ[f"AIRFLOW_CONN_{DEST_ID.upper()}"] = json.dumps(
-        {
-            "conn_type": "maxcompute",
-            "extra": {
-                "access_key_id": emulator.access_id,
-                "access_key_secret": emulator.access_key,
-                "project": emulator.project,
-                "endpoint": emulator.endpoint,
-            },
-        }
-    )
+    from airflow_provider_polar_mc.sandbox.connections import maxcompute_connection, polardb_connection
+
+    os.environ[f"AIRFLOW_CONN_{SOURCE_ID.upper()}"] = polardb_connection(server)
+    os.environ[f"AIRFLOW_CONN_{DEST_ID.upper()}"] = maxcompute_connection(emulator)
 
 
 # -- the loading child -----------------------------------------------------------------------------

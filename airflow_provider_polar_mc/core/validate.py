@@ -9,14 +9,19 @@ both tables in memory.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from odps import options as odps_options
 
+from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
 from airflow_provider_polar_mc.core.chunking import KeyRange
 from airflow_provider_polar_mc.core.full_load import FullLoader
-from airflow_provider_polar_mc.core.schema import TablePlan
+from airflow_provider_polar_mc.core.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.schema import TablePlan, plan_migration
+from airflow_provider_polar_mc.core.source import MySqlEndpoint
+from airflow_provider_polar_mc.spec import MigrationSpec
 
 
 def _normalise(value: Any) -> Any:
@@ -85,3 +90,26 @@ def compare_table(loader: FullLoader, plan: TablePlan, destination_table: str) -
             if row[c] != other[c]:
                 result.different.append({"key": k, "column": c, "source": row[c], "destination": other[c]})
     return result
+
+
+def compare_migration(
+    spec: MigrationSpec,
+    endpoint: MySqlEndpoint,
+    destination: MaxComputeDestination,
+    *,
+    target: Literal["replica", "base"] = "replica",
+    tables: Collection[str] | None = None,
+) -> list[TableComparison]:
+    """Compare every selected table (or those named ``db.table`` in ``tables``) with its replica or base."""
+    loader = FullLoader(endpoint, destination, MaxComputeCheckpointStore(destination, spec.name))
+    conn = endpoint.connect()
+    try:
+        plans = plan_migration(spec, conn)
+    finally:
+        conn.close()
+    if tables is not None:
+        plans = [p for p in plans if p.selection.source_name in set(tables)]
+    return [
+        compare_table(loader, p, p.selection.replica_table if target == "replica" else p.selection.base_table)
+        for p in plans
+    ]

@@ -56,6 +56,7 @@ from .storage import Storage, StorageError
 from .tunnel_codec import (
     TunnelFormatError,
     UnsupportedEncoding,
+    cast_to_columns,
     conform_table,
     decode_arrow_block,
     decode_record_block,
@@ -64,7 +65,6 @@ from .tunnel_codec import (
     encode_ipc_stream,
     encode_record_stream,
     timestamps_as_struct,
-    to_wire_types,
 )
 from .types import UnsupportedType, parse_type
 
@@ -592,7 +592,7 @@ class TunnelService:
             # pyodps's Arrow reader lays the selected columns out in table order, whatever the request order
             wanted = set(requested)
             columns = [c for c in session.columns if c.name in wanted]
-            piece = to_wire_types(rows.select([c.name for c in columns]), columns)
+            piece = cast_to_columns(rows.select([c.name for c in columns]), columns)
             if timestamps_as_structs:
                 piece = timestamps_as_struct(piece)
             body: Iterator[bytes] = encode_arrow_stream(piece.to_batches(max_chunksize=65536))
@@ -622,5 +622,5 @@ class TunnelService:
         )
         if limit >= 0:
             rows = rows.slice(0, limit)
-        rows = timestamps_as_struct(to_wire_types(rows, columns))
+        rows = timestamps_as_struct(cast_to_columns(rows, columns))
         return Response(200, {"Content-Type": _OCTETS}, encode_ipc_stream(rows.to_batches(), rows.schema))

@@ -531,10 +531,9 @@ def _unframe_arrow_chunks(data: bytes) -> list[memoryview]:
 def decode_arrow_block(data: bytes, columns: Sequence[Column]) -> pa.Table:
     """Decode one uploaded block in the Arrow tunnel format into a table of ``columns``.
 
-    The record batches carry no schema of their own: they are read with the Arrow types pyodps
-    derives from the session's columns (:func:`wire_schema`), fully validated, and converted to the
-    emulator's types (:func:`arrow_schema`); a client sending other types or malformed buffers is
-    rejected.
+    The record batches carry no schema of their own: they are read with the Arrow types of the
+    session's columns (:func:`arrow_schema`) and fully validated; a client sending other types or
+    malformed buffers is rejected.
     """
     # Uploads are read with the DECLARED types, as the service reads them: pyodps 0.13.2 sends
     # DECIMAL(p,0) rescaled to scale 18 (its bug; the provider patches it to send scale 0), and an
@@ -560,7 +559,7 @@ def decode_arrow_block(data: bytes, columns: Sequence[Column]) -> pa.Table:
             except (OSError, pa.ArrowException) as exc:
                 raise TunnelFormatError(f"record batch does not match the session schema: {exc}") from exc
             batches.append(batch)
-    return from_wire_types(pa.Table.from_batches(batches, schema=schema), columns)
+    return cast_to_columns(pa.Table.from_batches(batches, schema=schema), columns)
 
 
 def encode_arrow_stream(
@@ -614,13 +613,9 @@ def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
 # emulator speaks the declared types on the wire, as the service's table schema says.
 
 
-def wire_schema(columns: Sequence[Column]) -> pa.Schema:
-    """The Arrow schema pyodps derives from these columns (``odps_schema_to_arrow_schema``)."""
-    return arrow_schema(columns)
-
-
-def from_wire_types(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
-    """Convert a table in pyodps's Arrow types to the emulator's, refusing any loss of value."""
+def cast_to_columns(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
+    """Cast a table to the Arrow types of ``columns`` (the types on the wire in both directions),
+    refusing any loss of value."""
     target = arrow_schema(columns)
     if table.schema == target:
         return table
@@ -628,21 +623,8 @@ def from_wire_types(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
         return table.cast(target)
     except pa.ArrowInvalid as exc:
         raise TunnelFormatError(
-            f"Arrow block has values its columns cannot hold ({exc}); an unpatched pyodps 0.13 sends "
+            f"values do not fit the columns' Arrow types ({exc}); note that an unpatched pyodps 0.13 sends "
             "DECIMAL(p,0) rescaled to scale 18, out of range for the column"
-        ) from exc
-
-
-def to_wire_types(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
-    """Convert a table in the emulator's Arrow types to pyodps's, refusing any loss of value."""
-    target = wire_schema(columns)
-    if table.schema == target:
-        return table
-    try:
-        return table.cast(target)
-    except pa.ArrowInvalid as exc:
-        raise TunnelFormatError(
-            f"values cannot be sent in the column's Arrow types ({exc})"
         ) from exc
 
 

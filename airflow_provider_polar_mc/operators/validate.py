@@ -30,29 +30,19 @@ class ValidateOperator(MigrationOperator):
         self.target = target
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-        from airflow_provider_polar_mc.core.full_load import FullLoader
-        from airflow_provider_polar_mc.core.schema import plan_migration
-        from airflow_provider_polar_mc.core.validate import compare_table
+        from airflow_provider_polar_mc.core.validate import compare_migration
         from airflow_provider_polar_mc.hooks import resolve
+
         spec = self.migration_spec()
-        endpoint, destination = resolve.source_endpoint(spec), resolve.destination(spec)
-        loader = FullLoader(endpoint, destination, MaxComputeCheckpointStore(destination, spec.name))
-        conn = endpoint.connect()
-        try:
-            plans = plan_migration(spec, conn)
-        finally:
-            conn.close()
-        if self.tables is not None:
-            plans = [p for p in plans if p.selection.source_name in set(self.tables)]
+        results = compare_migration(
+            spec, resolve.source_endpoint(spec), resolve.destination(spec), target=self.target, tables=self.tables
+        )
         summaries = []
-        for plan in plans:
-            table = plan.selection.replica_table if self.target == "replica" else plan.selection.base_table
-            result = compare_table(loader, plan, table)
+        for result in results:
             summaries.append(result.summary())
             self.log.info(
-                "%s vs %s: %d / %d rows, %s", result.source, table, result.source_rows, result.destination_rows,
-                "identical" if result.equal else f"DIFFERENT {result.summary()['counts']}",
+                "%s vs %s: %d / %d rows, %s", result.source, result.destination, result.source_rows,
+                result.destination_rows, "identical" if result.equal else f"DIFFERENT {result.summary()['counts']}",
             )
         different = [s for s in summaries if not s["equal"]]
         if different:

@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         AIRFLOW__CORE__DAGS_FOLDER=str(Path(__file__).resolve().parents[2] / "dags"),
         POLAR_MC_SPEC_DIR=str(DEMO_DIR / "specs"),
     )
+    from airflow_provider_polar_mc.sandbox.connections import maxcompute_connection, polardb_connection
     from airflow_provider_polar_mc.sandbox.emulator import EmulatorProcess
     from airflow_provider_polar_mc.sandbox.mysql import PrivateMySqlServer
 
@@ -125,13 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     server = PrivateMySqlServer(base_dir=DEMO_DIR / "mysql").start()
     emulator = EmulatorProcess(DEMO_DIR / "emulator", project="demo").start()
     try:
-        os.environ["AIRFLOW_CONN_POLARDB_DEFAULT"] = json.dumps(
-            {"conn_type": "polardb_mysql", "host": server.host, "port": server.port, "login": "root"}
-        )
-        os.environ["AIRFLOW_CONN_MAXCOMPUTE_DEFAULT"] = json.dumps(
-            {"conn_type": "maxcompute", "extra": {"access_key_id": emulator.access_id, "access_key_secret": emulator.access_key,
-                                                  "project": emulator.project, "endpoint": emulator.endpoint}}
-        )
+        os.environ["AIRFLOW_CONN_POLARDB_DEFAULT"] = polardb_connection(server)
+        os.environ["AIRFLOW_CONN_MAXCOMPUTE_DEFAULT"] = maxcompute_connection(emulator)
         say(f"seeding shop.orders ({args.orders:,} rows) and shop.customers (500 rows)")
         seed(server, args.orders)
         start = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
@@ -182,25 +178,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def validate(spec_path: Path) -> int:
-    from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-    from airflow_provider_polar_mc.core.full_load import FullLoader
-    from airflow_provider_polar_mc.core.schema import plan_migration
-    from airflow_provider_polar_mc.core.validate import compare_table
+    from airflow_provider_polar_mc.core.validate import compare_migration
     from airflow_provider_polar_mc.hooks import resolve
     from airflow_provider_polar_mc.spec import MigrationSpec
 
     spec = MigrationSpec.from_yaml(spec_path)
-    endpoint, destination = resolve.source_endpoint(spec), resolve.destination(spec)
-    loader = FullLoader(endpoint, destination, MaxComputeCheckpointStore(destination, spec.name))
-    conn = endpoint.connect()
-    plans = plan_migration(spec, conn)
-    conn.close()
-    ok = True
-    for plan in plans:
-        result = compare_table(loader, plan, plan.selection.replica_table)
-        ok &= result.equal
+    results = compare_migration(spec, resolve.source_endpoint(spec), resolve.destination(spec))
+    for result in results:
         say(f"{result.source} vs replica {result.destination}: {result.source_rows:,} / {result.destination_rows:,} rows, "
             + ("IDENTICAL" if result.equal else f"DIFFERENT {json.dumps(result.summary())}"))
+    ok = bool(results) and all(r.equal for r in results)
     say("replica == source" if ok else "replica differs from source")
     return 0 if ok else 1
 

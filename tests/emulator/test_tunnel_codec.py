@@ -27,6 +27,7 @@ from airflow_provider_polar_mc.emulator.tunnel_codec import (
     TunnelFormatError,
     UnsupportedEncoding,
     arrow_schema,
+    cast_to_columns,
     crc32c,
     crc32c_combine,
     decode_arrow_block,
@@ -35,7 +36,6 @@ from airflow_provider_polar_mc.emulator.tunnel_codec import (
     encode_arrow_stream,
     encode_record_stream,
     timestamps_as_struct,
-    to_wire_types,
 )
 from airflow_provider_polar_mc.emulator.types import parse_type
 
@@ -373,7 +373,7 @@ def test_arrow_block_with_other_types_than_the_session_is_rejected():
 
 def test_arrow_encoding_is_read_back_by_pyodps():
     source = _arrow_input()
-    wire = to_wire_types(source, _columns(TYPES))
+    wire = cast_to_columns(source, _columns(TYPES))
     body = b"".join(encode_arrow_stream(wire.to_batches(max_chunksize=1), chunk_size=256))
     assert pyodps_arrow_reader(TYPES, body).cast(source.schema).equals(source)
 

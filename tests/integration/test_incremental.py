@@ -13,9 +13,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-from airflow_provider_polar_mc.core.full_load import FullLoader
-from airflow_provider_polar_mc.core.schema import plan_migration
-from airflow_provider_polar_mc.core.validate import compare_table
+from airflow_provider_polar_mc.core.validate import compare_migration
 from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import load_spec
 from airflow_provider_polar_mc.operators.full_load import FullLoadOperator
@@ -47,12 +45,7 @@ def run_interval(spec: dict, i: int) -> dict:
 
 def replica_matches_source(spec: dict) -> list:
     migration = load_spec(spec)
-    endpoint, destination = resolve.source_endpoint(migration), resolve.destination(migration)
-    loader = FullLoader(endpoint, destination, MaxComputeCheckpointStore(destination, migration.name))
-    conn = endpoint.connect()
-    plans = plan_migration(migration, conn)
-    conn.close()
-    return [compare_table(loader, p, p.selection.replica_table) for p in plans]
+    return compare_migration(migration, resolve.source_endpoint(migration), resolve.destination(migration))
 
 
 def partition_rows(emulator, table: str, partition: str) -> list:

@@ -19,14 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-from airflow_provider_polar_mc.core.full_load import FullLoader
 from airflow_provider_polar_mc.core.maxcompute import MaxComputeDestination
-from airflow_provider_polar_mc.core.schema import plan_migration
 from airflow_provider_polar_mc.core.source import MySqlEndpoint
-from airflow_provider_polar_mc.core.validate import compare_table
+from airflow_provider_polar_mc.core.validate import compare_migration
+from airflow_provider_polar_mc.sandbox.connections import maxcompute_connection, polardb_connection
 from airflow_provider_polar_mc.spec import MigrationSpec
-from tests.integration.conftest import maxcompute_conn_json, polardb_conn_json
 from tests.live.airflow_stack import AirflowStack
 
 pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -97,16 +94,10 @@ def compare_replicas(spec_path: Path, server, emulator) -> list[str]:
     spec = MigrationSpec.from_yaml(spec_path)
     endpoint = MySqlEndpoint(host=server.host, port=server.port, user="root")
     destination = MaxComputeDestination(emulator.client(), emulator.project)
-    loader = FullLoader(endpoint, destination, MaxComputeCheckpointStore(destination, spec.name))
-    conn = endpoint.connect()
-    try:
-        plans = plan_migration(spec, conn)
-    finally:
-        conn.close()
-    assert plans, "no table selected"
+    results = compare_migration(spec, endpoint, destination)
+    assert results, "no table selected"
     problems = []
-    for plan in plans:
-        result = compare_table(loader, plan, plan.selection.replica_table)
+    for result in results:
         say(
             f"{result.source} vs {result.destination}: {result.source_rows} / {result.destination_rows} rows, "
             + ("identical" if result.equal else "DIFFERENT")
@@ -181,8 +172,8 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
         tmp_path / "airflow",
         spec_dir,
         {
-            "AIRFLOW_CONN_POLARDB_LIVE": polardb_conn_json(server),
-            "AIRFLOW_CONN_MAXCOMPUTE_LIVE": maxcompute_conn_json(private_emulator),
+            "AIRFLOW_CONN_POLARDB_LIVE": polardb_connection(server),
+            "AIRFLOW_CONN_MAXCOMPUTE_LIVE": maxcompute_connection(private_emulator),
         },
     )
     passed = False
