@@ -128,6 +128,8 @@ class TableUpload:
 # (advance a register over len(piece) zero bytes, a GF(2) matrix product). Same values on the wire
 # (the Tunnel, and the emulator, verify both), about a third less CPU for the writer.
 
+# The emulator has its own CRC code on purpose (emulator/tunnel_codec.py): it must check what the
+# client sends independently, so a shared bug could not pass both sides unnoticed.
 _CRC32C_POLY = 0x82F63B78  # reflected Castagnoli polynomial
 
 
