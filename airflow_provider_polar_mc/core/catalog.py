@@ -250,3 +250,15 @@ def server_info(conn: pymysql.Connection) -> ServerInfo:
         gtid_mode=v.get("gtid_mode"),
         variables=v,
     )
+
+
+def describe_selected(conn: pymysql.Connection, tables: Iterable[tuple[str, str]]) -> dict[str, SourceTable]:
+    """Describe ``(database, table)`` pairs with one catalog round trip per database; keyed ``db.table``.
+    Tables that do not exist (or the account cannot see) are absent from the result."""
+    by_database: dict[str, list[str]] = {}
+    for database, table in tables:
+        by_database.setdefault(database, []).append(table)
+    described: dict[str, SourceTable] = {}
+    for database, names in by_database.items():
+        described.update({f"{database}.{n}": t for n, t in describe_tables(conn, database, names).items()})
+    return described

@@ -20,7 +20,7 @@ from airflow_provider_polar_mc.exceptions import UnsupportedType
 from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
 
 from . import naming
-from .catalog import ServerInfo, SourceTable, describe_tables, list_tables, server_info
+from .catalog import ServerInfo, SourceTable, describe_selected, list_tables, server_info
 from .maxcompute import DestColumn, MaxComputeDestination, TableDDL
 from .schema import compare, is_ours, plan_table
 from .source import MySqlEndpoint
@@ -313,12 +313,7 @@ def _source_checks(spec, conn, destination, incremental, add, log) -> None:
             add(CheckResult("source_tables_selected", "failed", "the spec selects no table", "check objects[] include/exclude patterns"))
         return
     log(f"{len(selections)} tables selected")
-    described: dict[str, SourceTable] = {}
-    for db in spec.source.databases:
-        names = [s.source_table for s in selections if s.source_database == db]
-        if names:
-            for name, table in describe_tables(conn, db, names).items():
-                described[f"{db}.{name}"] = table
+    described = describe_selected(conn, [(s.source_database, s.source_table) for s in selections])
     tables = [described[s.source_name] for s in selections if s.source_name in described]
 
     add(check_select_privileges(conn, selections, user))

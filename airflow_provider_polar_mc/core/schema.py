@@ -16,7 +16,7 @@ import pymysql
 from airflow_provider_polar_mc.exceptions import PolarMcError
 from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
 
-from .catalog import SourceColumn, SourceTable, describe_tables, list_tables
+from .catalog import SourceColumn, SourceTable, describe_selected, list_tables
 from .maxcompute import DestColumn, MaxComputeDestination, TableDDL
 from .typemap import MappedType, MappingOptions, SourceColumnType, map_type
 
@@ -166,11 +166,7 @@ def plan_migration(spec: MigrationSpec, conn: pymysql.Connection) -> list[TableP
     objects and UnsupportedType for unmappable columns: the precheck reports both first)."""
     source_tables = {db: list_tables(conn, db) for db in spec.source.databases}
     selections = spec.select_tables(source_tables)
-    described: dict[str, SourceTable] = {}
-    for db in spec.source.databases:
-        names = [s.source_table for s in selections if s.source_database == db]
-        if names:
-            described.update({f"{db}.{n}": t for n, t in describe_tables(conn, db, names).items()})
+    described = describe_selected(conn, [(s.source_database, s.source_table) for s in selections])
     return [plan_table(spec, s, described[s.source_name]) for s in selections]
 
 

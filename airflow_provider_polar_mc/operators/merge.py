@@ -25,7 +25,7 @@ class MergeOperator(MigrationOperator):
 
     def execute(self, context: Any) -> list[dict[str, str]]:
         from airflow_provider_polar_mc.core import intervals
-        from airflow_provider_polar_mc.core.catalog import describe_tables, list_tables
+        from airflow_provider_polar_mc.core.catalog import describe_selected, list_tables
         from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
         from airflow_provider_polar_mc.core.merge import MergeTarget, build_replica
         from airflow_provider_polar_mc.hooks import resolve
@@ -46,11 +46,7 @@ class MergeOperator(MigrationOperator):
             selections = spec.select_tables({db: list_tables(conn, db) for db in spec.source.databases}, missing="ignore")
             if self.tables is not None:
                 selections = [s for s in selections if s.source_name in set(self.tables)]
-            described = {}
-            for db in spec.source.databases:
-                names = [s.source_table for s in selections if s.source_database == db]
-                if names:
-                    described.update({f"{db}.{n}": t for n, t in describe_tables(conn, db, names).items()})
+            described = describe_selected(conn, [(s.source_database, s.source_table) for s in selections])
         finally:
             conn.close()
         extra = {a.role: a.name for a in spec.additional_columns()}
