@@ -4,20 +4,24 @@ Two DAGs per spec:
 
 - ``polar_mc__<name>__setup`` (triggered by hand): precheck >> schema migration >> full load, the full
   load mapped over groups of tables (at most Airflow's ``max_map_length`` groups).
-- ``polar_mc__<name>__incremental`` (scheduled, one run per ``_log`` partition, catch-up on, runs in
-  order): wait_for_binlog (deferrable) >> incremental_load >> merge. Backfill it like any DAG; a re-run
+- ``polar_mc__<name>__incremental`` (scheduled, one run per ``_log`` partition from the latest closed
+  interval at deployment, no interval skipped after that, runs in order): wait_for_binlog (deferrable) >> incremental_load >> merge. Backfill it like any DAG; a re-run
   of an interval rebuilds the identical partition.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from airflow_provider_polar_mc.exceptions import ConfigError
 from airflow_provider_polar_mc.operators.full_load import DEFAULT_MAX_GROUPS, FullLoadOperator
 from airflow_provider_polar_mc.operators.incremental import IncrementalLoadOperator
 from airflow_provider_polar_mc.operators.merge import MergeOperator
@@ -25,10 +29,18 @@ from airflow_provider_polar_mc.operators.precheck import PrecheckOperator
 from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
 from airflow_provider_polar_mc.spec import MigrationSpec
+from airflow_provider_polar_mc.timetables import ContinuousDataIntervalTimetable
 
 # One run per partition unit. Data-interval timetables on purpose: Airflow 3 turns plain cron strings into
 # trigger timetables whose data interval is empty, and a run's interval is what names its partition.
 SCHEDULES = {"year": "0 0 1 1 *", "month": "0 0 1 * *", "day": "0 0 * * *", "hour": "0 * * * *", "minute": "* * * * *"}
+
+
+log = logging.getLogger(__name__)
+
+# A start date in the past that no interval of a migration precedes; with ContinuousDataIntervalTimetable
+# it only bounds manual runs, it never queues runs.
+_EARLIEST_START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def setup_dag(spec_path: str | Path, spec: MigrationSpec, max_groups: int = DEFAULT_MAX_GROUPS, **dag_kwargs: Any) -> DAG:
@@ -36,7 +48,7 @@ def setup_dag(spec_path: str | Path, spec: MigrationSpec, max_groups: int = DEFA
     with DAG(
         dag_id=f"polar_mc__{spec.name}__setup",
         schedule=None,
-        start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+        start_date=_EARLIEST_START,
         catchup=False,
         max_active_runs=1,
         tags=["polar-mc", spec.name] + ([spec.environment_tag] if spec.environment_tag else []),
@@ -63,19 +75,32 @@ def setup_dag(spec_path: str | Path, spec: MigrationSpec, max_groups: int = DEFA
 
 
 def incremental_dag(spec_path: str | Path, spec: MigrationSpec, **dag_kwargs: Any) -> DAG | None:
+    """The scheduled DAG of incremental batches, or None without incremental migration.
+
+    Without ``incremental.start_date`` the first run is the latest closed interval and every interval
+    after it runs, none skipped (:class:`ContinuousDataIntervalTimetable`): a deployment queues one
+    run, whenever it happens. With ``start_date`` every interval from then is queued (Airflow's
+    catch-up), for users who want partitions from a chosen date.
+    """
     if "incremental" not in spec.migration_types:
         return None
     path = str(spec_path)
-    if not spec.incremental.start_date:
-        raise ValueError(f"{path}: incremental.start_date is required for incremental migration (ISO date, UTC)")
-    start = dt.datetime.fromisoformat(spec.incremental.start_date)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=dt.timezone.utc)
+    expression = SCHEDULES[spec.partition[-1]]
+    if spec.incremental.start_date:
+        start = dt.datetime.fromisoformat(spec.incremental.start_date)
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=dt.timezone.utc)
+        timetable: CronDataIntervalTimetable = CronDataIntervalTimetable(expression, timezone="UTC")
+        catchup = True
+    else:
+        start = _EARLIEST_START
+        timetable = ContinuousDataIntervalTimetable(expression, timezone="UTC")
+        catchup = False  # governs the first run only; ContinuousDataIntervalTimetable never skips after it
     with DAG(
         dag_id=f"polar_mc__{spec.name}__incremental",
-        schedule=CronDataIntervalTimetable(SCHEDULES[spec.partition[-1]], timezone="UTC"),
+        schedule=timetable,
         start_date=start,
-        catchup=True,
+        catchup=catchup,
         max_active_runs=1,
         default_args={"depends_on_past": True, "retries": 2, "retry_delay": dt.timedelta(seconds=30)},
         tags=["polar-mc", spec.name] + ([spec.environment_tag] if spec.environment_tag else []),
@@ -97,3 +122,90 @@ def dags_for_spec(spec_path: str | Path, **dag_kwargs: Any) -> list[DAG]:
     if incremental is not None:
         dags.append(incremental)
     return dags
+
+
+# --- the DAG file's entry point --------------------------------------------------------------------
+
+SPEC_DIR_ENV = "POLAR_MC_SPEC_DIR"
+_DAG_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def spec_folder(dag_file: str | Path) -> Path:
+    """Where the migration specs are: ``[polar_mc] spec_dir`` (``AIRFLOW__POLAR_MC__SPEC_DIR``), else
+    ``$POLAR_MC_SPEC_DIR``, else ``migrations/`` beside the DAG file."""
+    from airflow.configuration import conf
+
+    configured = conf.get("polar_mc", "spec_dir", fallback="") or os.environ.get(SPEC_DIR_ENV, "")
+    return Path(configured).expanduser() if configured.strip() else Path(dag_file).resolve().parent / "migrations"
+
+
+def migration_dags(dag_file: str | Path, spec_dir: str | Path | None = None) -> dict[str, DAG]:
+    """Every DAG of every spec in the spec folder, by dag_id, for a DAG file's ``globals()``.
+
+    One broken spec never hides the others: it gets a placeholder DAG ``polar_mc__spec_error__<file>``
+    whose description and docs list its errors (so they show in the Airflow UI) and whose only task fails
+    with them. A missing or empty folder logs a warning naming the folder and how to set it.
+    """
+    folder = Path(spec_dir) if spec_dir is not None else spec_folder(dag_file)
+    if not folder.is_dir():
+        log.warning(
+            "polar-mc: spec folder %s does not exist, so no migration DAGs are defined. Put migration specs "
+            "(*.yaml) there, or point [polar_mc] spec_dir (AIRFLOW__POLAR_MC__SPEC_DIR) at their folder", folder
+        )
+        return {}
+    paths = sorted(path for pattern in ("*.yaml", "*.yml") for path in folder.glob(pattern))
+    if not paths:
+        log.warning("polar-mc: no migration spec (*.yaml) in %s, so no migration DAGs are defined", folder)
+        return {}
+    dags: dict[str, DAG] = {}
+    owners: dict[str, Path] = {}  # migration name -> spec file
+    for path in paths:
+        try:
+            spec = MigrationSpec.from_yaml(path)
+            if spec.name in owners:
+                raise ConfigError(
+                    f"migration name {spec.name!r} is already used by {owners[spec.name]}: each spec needs its own "
+                    "name (it names the DAGs and the checkpoints)"
+                )
+            built = [setup_dag(path, spec)]
+            incremental = incremental_dag(path, spec)
+            if incremental is not None:
+                built.append(incremental)
+        except Exception as error:  # any spec's failure stays that spec's: the others still load
+            if isinstance(error, ConfigError):
+                log.error("polar-mc: %s", error)
+            else:
+                log.exception("polar-mc: the DAGs of %s could not be built", path)
+            placeholder = spec_error_dag(path, error)
+            dags[placeholder.dag_id] = placeholder
+            continue
+        owners[spec.name] = path
+        for dag in built:
+            dags[dag.dag_id] = dag
+    return dags
+
+
+def spec_error_dag(spec_path: Path, error: BaseException) -> DAG:
+    """A DAG standing in for a spec that cannot be loaded: its errors in the UI, a task that fails with them."""
+    message = str(error) if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}"
+    dag_id = f"polar_mc__spec_error__{_DAG_ID_UNSAFE.sub('_', spec_path.stem)[:200]}"
+    first_line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=_EARLIEST_START,
+        catchup=False,
+        tags=["polar-mc", "spec-error"],
+        description=f"Spec {spec_path.name} has errors: {first_line}"[:500],
+        doc_md=f"## The migration spec `{spec_path}` cannot be loaded\n\nFix the spec; this DAG then "
+        f"becomes the migration's DAGs.\n\n```\n{message}\n```\n",
+    ) as dag:
+
+        @task(task_id="spec_error")
+        def report(text: str) -> None:
+            from airflow.exceptions import AirflowFailException
+
+            raise AirflowFailException(text)
+
+        report(f"{spec_path}: {message}")
+    return dag

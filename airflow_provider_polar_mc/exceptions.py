@@ -52,10 +52,14 @@ class SpecError(ConfigError):
     """The migration spec is invalid; ``problems`` lists every problem found, each with its field path.
 
     Raised once per spec by ``MigrationSpec.from_dict`` / ``from_yaml`` after the whole document has
-    been checked, so one run of the precheck (or of the DAG parser) shows everything to fix. Also raised
-    by ``MigrationSpec.select_tables`` when objects the spec names explicitly are missing from the
-    source. Retrying cannot help.
+    been checked, so one run of the precheck (or of the DAG parser) shows everything to fix; loading
+    YAML also refuses a key given twice, a file that is not UTF-8, over 1 MiB, nested too deeply or
+    expanding too far through aliases (``spec_yaml``). Its subclass :class:`SourceMismatch` is raised by
+    ``MigrationSpec.select_tables`` when objects the spec names are missing from the source. Retrying
+    cannot help.
     """
+
+    header = "invalid migration spec{where}"
 
     def __init__(self, problems: Iterable[SpecProblem], source: str | None = None):
         self.problems: list[SpecProblem] = list(problems)
@@ -65,8 +69,49 @@ class SpecError(ConfigError):
     def __str__(self) -> str:
         where = f" in {self.source}" if self.source else ""
         count = len(self.problems)
-        header = f"invalid migration spec{where} ({count} problem{'s' if count != 1 else ''}):"
+        header = f"{self.header.format(where=where)} ({count} problem{'s' if count != 1 else ''}):"
         return "\n".join([header, *(f"  {problem}" for problem in self.problems)])
+
+
+class SourceMismatch(SpecError):
+    """The spec is well-formed but does not match the source: a database or an explicitly listed table
+    it names does not exist (or is invisible to the account), or it selects no table at all.
+
+    Raised by ``MigrationSpec.select_tables`` (and ``polar-mc plan``) with one problem per object,
+    each with a "did you mean" when a similar name exists. Retrying cannot help: correct the spec, or
+    create the objects / grant the account access to them.
+    """
+
+    header = "the migration spec{where} does not match the source"
+
+
+class ConnectionNotUsable(ConfigError):
+    """An Airflow connection the spec names cannot be used: it is not defined anywhere, its definition
+    (an ``AIRFLOW_CONN_<ID>`` variable's JSON or URI) cannot be read, or an extra has a wrong value.
+
+    Raised when the connection is first looked up, before connecting; the message names the connection
+    id, the spec field or variable, and the fix, never the connection's secrets. Retrying cannot help.
+    """
+
+    def __init__(self, message: str, conn_id: str | None = None):
+        super().__init__(message)
+        self.conn_id = conn_id
+
+
+class SourceUnreachable(PolarMcError):
+    """One attempt to reach the source database failed (``polar-mc``, the connection form's Test button).
+
+    The message names host:port, the account and the cause (refused, timed out, access denied, ...)
+    with the fix. Operators never raise it: inside tasks the driver's own errors are retried within
+    ``retry.connection_minutes``.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, host: str | None = None, port: int | None = None):
+        super().__init__(message)
+        self.host = host
+        self.port = port
 
 
 class PrecheckFailed(PolarMcError):

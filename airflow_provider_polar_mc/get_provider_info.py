@@ -62,4 +62,19 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_polar_mc.triggers.binlog"],
             }
         ],
+        "config": {
+            "polar_mc": {
+                "description": "Where dags/polar_mc_migrations.py finds the migration specs.",
+                "options": {
+                    "spec_dir": {
+                        "description": "Folder of migration specs (*.yaml). Empty: $POLAR_MC_SPEC_DIR, else the "
+                        "folder migrations/ beside the DAG file.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/opt/airflow/polar_mc/migrations",
+                        "default": "",
+                    },
+                },
+            },
+        },
     }

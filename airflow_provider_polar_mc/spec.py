@@ -15,6 +15,7 @@ import datetime as dt
 import difflib
 import fnmatch
 import re
+import reprlib
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,10 +23,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-import yaml
-
+from airflow_provider_polar_mc import spec_yaml
 from airflow_provider_polar_mc.core import naming
-from airflow_provider_polar_mc.exceptions import SpecError, SpecProblem
+from airflow_provider_polar_mc.exceptions import SourceMismatch, SpecError, SpecProblem
 
 MigrationType = Literal["schema", "full", "incremental"]
 ConflictMode = Literal["precheck_and_report", "ignore_and_proceed"]
@@ -41,8 +41,30 @@ _MYSQL_IDENTIFIER = re.compile(r"[A-Za-z0-9_$]{1,64}")
 _CHECK_ID = re.compile(r"[A-Za-z0-9_.:-]+")
 _PREFIX = re.compile(r"(?:[A-Za-z][A-Za-z0-9_]*)?")
 _SUFFIX = re.compile(r"[A-Za-z0-9_]*")
+# Airflow DAG tags have at most 100 characters; the tag also prefixes log lines and alerts.
+ENVIRONMENT_TAG_MAX_LENGTH = 100
+_ENVIRONMENT_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+
+# Numeric options: (minimum, maximum), inclusive; docs/spec.md lists the same ranges.
+RANGES: dict[str, tuple[float, float]] = {
+    "throttle.full.source_qps": (1, 100_000),
+    "throttle.full.rows_per_s": (1, 100_000_000),
+    "throttle.full.mb_per_s": (0.1, 10_000),
+    "throttle.incremental.rows_per_s": (1, 100_000_000),
+    "throttle.incremental.mb_per_s": (0.1, 10_000),
+    "retry.connection_minutes": (10, 1440),
+    "retry.other_minutes": (1, 1440),
+    "heartbeat.interval_seconds": (1, 3600),
+    "latency_alert_seconds": (1, 604_800),
+    "full_load.chunk_rows": (1, 10_000_000),
+    "full_load.parallelism": (1, 64),
+    "incremental.settle_seconds": (0, 3600),
+    "incremental.poll_seconds": (1, 600),
+    "incremental.block_rows": (1000, 10_000_000),
+}
 
 _EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
+_SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
 
 
 # --- the spec tree --------------------------------------------------------------------------------
@@ -275,16 +297,17 @@ class MigrationSpec:
 
     @classmethod
     def from_yaml(cls, path_or_text: str | Path) -> MigrationSpec:
-        """Load a YAML spec from a file path or from YAML text."""
+        """Load a YAML spec from a file path or from YAML text (UTF-8, at most 1 MiB, no key twice)."""
         text, source = _read_yaml_source(path_or_text)
+        # Bounded: size, nesting and alias expansion; a key given twice is an error (spec_yaml).
+        document, duplicates = spec_yaml.load_spec_document(text, source)
         try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            problem = getattr(error, "problem", None) or str(error)
-            raise SpecError([SpecProblem("", f"not valid YAML: {where}{problem}")], source) from None
-        return cls.from_dict(document, source=source)
+            spec = cls.from_dict(document, source=source)
+        except SpecError as error:
+            raise SpecError([*duplicates, *error.problems], source) from None
+        if duplicates:
+            raise SpecError(duplicates, source)
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as a plain document, every default explicit; ``from_dict`` round-trips it."""
@@ -379,16 +402,18 @@ class MigrationSpec:
         source_tables: Mapping[str, Iterable[str]],
         *,
         missing: Literal["error", "ignore"] = "error",
+        databases: Iterable[str] | None = None,
     ) -> list[TableSelection]:
         """The selected tables, in spec order, given the source's tables per database.
 
-        A database or an explicitly listed table absent from ``source_tables`` raises a ``SpecError``
-        naming every one of them (``missing="ignore"`` skips them instead; the precheck uses
-        :meth:`missing_objects` to report them).
+        A database or an explicitly listed table absent from ``source_tables`` (or, when given, from
+        ``databases``, every database the source has) raises a ``SourceMismatch`` naming every one of
+        them (``missing="ignore"`` skips them instead; the precheck uses :meth:`missing_objects` to
+        report them).
         """
-        problems = self.missing_objects(source_tables)
+        problems = self.missing_objects(source_tables, databases=databases)
         if problems and missing == "error":
-            raise SpecError(problems, f"migration {self.name}")
+            raise SourceMismatch(problems, f"migration {self.name}")
         selections: list[TableSelection] = []
         for index, entry in enumerate(self.objects):
             available = list(source_tables.get(entry.database, ()))
@@ -409,10 +434,31 @@ class MigrationSpec:
     def _is_heartbeat_table(self, database: str, table: str) -> bool:
         return self.heartbeat.enabled and database == self.heartbeat_database and table == self.heartbeat.table
 
-    def missing_objects(self, source_tables: Mapping[str, Iterable[str]]) -> list[SpecProblem]:
-        """Databases and explicitly listed tables of the spec that the source does not have."""
+    def missing_objects(
+        self, source_tables: Mapping[str, Iterable[str]], databases: Iterable[str] | None = None
+    ) -> list[SpecProblem]:
+        """Databases and explicitly listed tables of the spec that the source does not have.
+
+        ``source_tables`` maps each database read from the source to its tables. ``databases``, when
+        given, is every database the source has (system ones included): a database of
+        ``source.databases`` absent from it is reported at ``source.databases[i]`` (with a "did you
+        mean" among them), and not again at the ``objects[]`` entry naming it.
+        """
         problems: list[SpecProblem] = []
+        reported: set[str] = set()
+        if databases is not None:
+            existing = list(databases)
+            present_databases = set(existing)
+            candidates = [name for name in existing if name.lower() not in _SYSTEM_DATABASES] or existing
+            for index, database in enumerate(self.source.databases):
+                if database not in present_databases:
+                    hint = _did_you_mean(database, candidates)
+                    problems.append(SpecProblem(f"source.databases[{index}]",
+                                                f"database {database!r} not found in the source{hint}"))
+                    reported.add(database)
         for index, entry in enumerate(self.objects):
+            if entry.database in reported:
+                continue
             if entry.database not in source_tables:
                 hint = _did_you_mean(entry.database, source_tables)
                 problems.append(
@@ -430,6 +476,31 @@ class MigrationSpec:
                             f"table {entry.database}.{table_spec.name} not found in the source{hint}",
                         )
                     )
+        return problems
+
+    def why_nothing_selected(self, source_tables: Mapping[str, Iterable[str]]) -> list[SpecProblem]:
+        """Why :meth:`select_tables` selects no table (call it when it does not): per ``objects[]``
+        entry, what the source holds and what the patterns did with it."""
+        problems: list[SpecProblem] = []
+        for index, entry in enumerate(self.objects):
+            path = f"objects[{index}]"
+            available = [table for table in source_tables.get(entry.database, ())
+                         if not self._is_heartbeat_table(entry.database, table)]
+            if not entry.all_tables:
+                continue  # listed tables are either selected or reported by missing_objects
+            if not available:
+                problems.append(SpecProblem(f"{path}.database", f"database {entry.database!r} has no tables "
+                                                                "(base tables; views are not migrated)"))
+                continue
+            included = [t for t in available if _pattern_selects(t, entry.include, ())]
+            if not included:
+                problems.append(SpecProblem(f"{path}.include", f"none of the {len(available)} tables of "
+                                            f"{entry.database} ({_sample(available)}) matches {list(entry.include)}"))
+            else:
+                problems.append(SpecProblem(f"{path}.exclude", f"{list(entry.exclude)} excludes every table of "
+                                            f"{entry.database} that include selects ({_sample(included)})"))
+        if not problems:
+            problems.append(SpecProblem("objects", "selects no table"))
         return problems
 
     def naming_findings(self, selections: Iterable[TableSelection]) -> list[naming.NamingFinding]:
@@ -537,28 +608,34 @@ class _Parser:
             return default
         return value
 
-    def integer(
-        self, section: Mapping[str, Any], key: str, path: str, default: int | None,
-        minimum: int = 1, maximum: int | None = None,
-    ) -> int | None:
+    def integer(self, section: Mapping[str, Any], key: str, path: str, default: int | None) -> int | None:
+        """An integer within the field's range in ``RANGES`` (every numeric option has one)."""
+        field_path = _join(path, key)
+        minimum, maximum = RANGES[field_path]
         value = section.get(key, default)
         if value is None:
             return default
-        field_path = _join(path, key)
         if isinstance(value, bool) or not isinstance(value, int):
             self.problem(field_path, f"{_range_text(minimum, maximum)}, got {_describe(value)}")
             return default
-        if value < minimum or (maximum is not None and value > maximum):
-            self.problem(field_path, f"{_range_text(minimum, maximum)}, got {value}")
+        if not minimum <= value <= maximum:
+            self.problem(field_path, f"{_range_text(minimum, maximum)}, got {_number_text(value)}")
             return default
         return value
 
-    def positive_number(self, section: Mapping[str, Any], key: str, path: str) -> float | None:
+    def number(self, section: Mapping[str, Any], key: str, path: str) -> float | None:
+        """A number (integer or decimal) within the field's range in ``RANGES``; None when absent."""
+        field_path = _join(path, key)
+        minimum, maximum = RANGES[field_path]
         value = section.get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
-            self.problem(_join(path, key), f"must be a positive number, got {_describe(value)}")
+        expected = f"must be a positive number from {_number_text(minimum)} to {_number_text(maximum)}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.problem(field_path, f"{expected}, got {_describe(value)}")
+            return None
+        if not minimum <= value <= maximum:  # also false for NaN
+            self.problem(field_path, f"{expected}, got {_number_text(value)}")
             return None
         return value
 
@@ -620,7 +697,7 @@ class _Parser:
             retry=retry,
             heartbeat=heartbeat,
             latency_alert_seconds=self.integer(top, "latency_alert_seconds", "", None),
-            environment_tag=self.string(top, "environment_tag", "", default=None),
+            environment_tag=self.parse_environment_tag(top),
             json_type=self.choice(top, "json_type", "", JSON_TYPES, "string"),  # type: ignore[arg-type]
             datetime_type=self.choice(top, "datetime_type", "", DATETIME_TYPES, "timestamp_ntz"),  # type: ignore[arg-type]
             full_load=self.parse_full_load(top.get("full_load")),
@@ -842,19 +919,19 @@ class _Parser:
             full=FullThrottle(
                 source_qps=self.integer(full, "source_qps", "throttle.full", None),
                 rows_per_s=self.integer(full, "rows_per_s", "throttle.full", None),
-                mb_per_s=self.positive_number(full, "mb_per_s", "throttle.full"),
+                mb_per_s=self.number(full, "mb_per_s", "throttle.full"),
             ),
             incremental=IncrementalThrottle(
                 rows_per_s=self.integer(incremental, "rows_per_s", "throttle.incremental", None),
-                mb_per_s=self.positive_number(incremental, "mb_per_s", "throttle.incremental"),
+                mb_per_s=self.number(incremental, "mb_per_s", "throttle.incremental"),
             ),
         )
 
     def parse_retry(self, document: Any) -> RetrySpec:
         path = "retry"
         section = self.section(document, path, ("connection_minutes", "other_minutes"))
-        connection = self.integer(section, "connection_minutes", path, RetrySpec.connection_minutes, 10, 1440)
-        other = self.integer(section, "other_minutes", path, RetrySpec.other_minutes, 1, 1440)
+        connection = self.integer(section, "connection_minutes", path, RetrySpec.connection_minutes)
+        other = self.integer(section, "other_minutes", path, RetrySpec.other_minutes)
         if other is not None and connection is not None and other >= connection:
             self.problem("retry.other_minutes",
                          f"must be less than retry.connection_minutes ({connection}), got {other}")
@@ -871,15 +948,15 @@ class _Parser:
             table=self.string(section, "table", path, default=HeartbeatSpec.table, pattern=_MYSQL_IDENTIFIER,
                               pattern_text="must be 1-64 characters of letters, digits, _ and $"),
             database=database,
-            interval_seconds=self.integer(section, "interval_seconds", path, HeartbeatSpec.interval_seconds, 1, 3600),
+            interval_seconds=self.integer(section, "interval_seconds", path, HeartbeatSpec.interval_seconds),
         )
 
     def parse_full_load(self, document: Any) -> FullLoadSpec:
         path = "full_load"
         section = self.section(document, path, ("chunk_rows", "parallelism"))
         return FullLoadSpec(
-            chunk_rows=self.integer(section, "chunk_rows", path, FullLoadSpec.chunk_rows, 1, 10_000_000),
-            parallelism=self.integer(section, "parallelism", path, FullLoadSpec.parallelism, 1, 64),
+            chunk_rows=self.integer(section, "chunk_rows", path, FullLoadSpec.chunk_rows),
+            parallelism=self.integer(section, "parallelism", path, FullLoadSpec.parallelism),
         )
 
     def parse_incremental(self, document: Any) -> IncrementalSpec:
@@ -890,15 +967,20 @@ class _Parser:
             start = start.isoformat()
         if start is not None:
             try:
-                dt.datetime.fromisoformat(str(start))
+                parsed = dt.datetime.fromisoformat(str(start))
             except ValueError:
                 self.problem(f"{path}.start_date", f"{start!r} is not an ISO 8601 date or date-time (e.g. 2026-01-01)")
                 start = None
+            else:
+                if parsed.year < 2000:  # every interval since then would be queued as a catch-up run
+                    self.problem(f"{path}.start_date", f"{start!r} is before 2000-01-01; leave it unset to start "
+                                                       "at the latest interval when the DAG is deployed")
+                    start = None
         return IncrementalSpec(
             start_date=str(start) if start is not None else None,
-            settle_seconds=self.integer(section, "settle_seconds", path, IncrementalSpec.settle_seconds, 0, 3600),
-            poll_seconds=self.integer(section, "poll_seconds", path, IncrementalSpec.poll_seconds, 1, 600),
-            block_rows=self.integer(section, "block_rows", path, IncrementalSpec.block_rows, 1000, 10_000_000),
+            settle_seconds=self.integer(section, "settle_seconds", path, IncrementalSpec.settle_seconds),
+            poll_seconds=self.integer(section, "poll_seconds", path, IncrementalSpec.poll_seconds),
+            block_rows=self.integer(section, "block_rows", path, IncrementalSpec.block_rows),
         )
 
     def parse_merge(self, document: Any) -> MergeSpec:
@@ -912,6 +994,20 @@ class _Parser:
                 pattern = MergeSpec.replica_name
         return MergeSpec(enabled=self.boolean(section, "enabled", path, MergeSpec.enabled),
                          replica_name=pattern or MergeSpec.replica_name)
+
+    def parse_environment_tag(self, top: Mapping[str, Any]) -> str | None:
+        tag = self.string(top, "environment_tag", "", default=None)
+        if tag is None:
+            return None
+        if len(tag) > ENVIRONMENT_TAG_MAX_LENGTH:
+            self.problem("environment_tag", f"is {len(tag)} characters long; at most {ENVIRONMENT_TAG_MAX_LENGTH} "
+                                            "(it becomes an Airflow DAG tag, limited to 100 characters)")
+            return None
+        if not _ENVIRONMENT_TAG.fullmatch(tag):
+            self.problem("environment_tag", f"{_short(tag)} may contain only letters, digits and _ . : - and must "
+                                            "start with a letter or digit (it becomes a DAG tag and a log prefix)")
+            return None
+        return tag
 
     def parse_accepted_warnings(self, value: Any) -> tuple[str, ...]:
         items = self.string_list(value, "accepted_warnings")
@@ -1052,13 +1148,13 @@ def _object_to_dict(entry: ObjectSpec) -> dict[str, Any]:
 
 def _read_yaml_source(path_or_text: str | Path) -> tuple[str, str | None]:
     if isinstance(path_or_text, Path):
-        return path_or_text.read_text(encoding="utf-8"), str(path_or_text)
+        return spec_yaml.read_spec_file(path_or_text), str(path_or_text)
     looks_like_path = "\n" not in path_or_text and path_or_text.endswith((".yaml", ".yml"))
     if looks_like_path:
         path = Path(path_or_text)
-        if not path.is_file():
+        if not path.exists():
             raise SpecError([SpecProblem("", f"spec file {path_or_text} does not exist")], path_or_text)
-        return path.read_text(encoding="utf-8"), path_or_text
+        return spec_yaml.read_spec_file(path), path_or_text
     return path_or_text, None
 
 
@@ -1074,17 +1170,38 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _range_text(minimum: int, maximum: int | None) -> str:
-    if maximum is not None:
-        return f"must be an integer from {minimum} to {maximum}"
-    return "must be a positive integer" if minimum == 1 else f"must be an integer >= {minimum}"
+def _range_text(minimum: float, maximum: float) -> str:
+    kind = "a positive integer" if minimum >= 1 else "an integer"
+    return f"must be {kind} from {_number_text(minimum)} to {_number_text(maximum)}"
+
+
+def _number_text(value: float) -> str:
+    """1440, 10,000, 0.1, 1e-300: thousands separated from 10,000 on; huge integers summarised."""
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if value.bit_length() > 50:
+        return f"a {int(value.bit_length() * 0.30103) + 1}-digit number"
+    return f"{value:,}" if abs(value) >= 10_000 else str(value)
+
+
+# Bounded: a value may be a huge (or deeply nested, or alias-shared) structure.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 40
 
 
 def _describe(value: Any) -> str:
     if value is None:
         return "nothing"
-    text = repr(value)
+    text = _REPR.repr(value)
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _sample(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
 
 
 __all__ = [

@@ -83,9 +83,11 @@ def _rows(conn: pymysql.Connection, sql: str, args: Sequence[Any] | None = None)
         return list(cur.fetchall())
 
 
-def list_databases(conn: pymysql.Connection) -> list[str]:
-    system = ("information_schema", "mysql", "performance_schema", "sys")
-    return [r[0] for r in _rows(conn, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA") if r[0] not in system]
+def list_databases(conn: pymysql.Connection, include_system: bool = False) -> list[str]:
+    """Databases the account can see (information_schema hides the others), in name order."""
+    system = () if include_system else ("information_schema", "mysql", "performance_schema", "sys")
+    rows = _rows(conn, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
+    return [r[0] for r in rows if r[0] not in system]
 
 
 def list_tables(conn: pymysql.Connection, database: str) -> list[str]:

@@ -8,9 +8,10 @@ Check ids are stable: they are what users list in ``accepted_warnings``.
 
 from __future__ import annotations
 
+import difflib
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -20,10 +21,10 @@ from airflow_provider_polar_mc.exceptions import UnsupportedType
 from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
 
 from . import naming
-from .catalog import ServerInfo, SourceTable, describe_selected, list_tables, server_info
+from .catalog import ServerInfo, SourceTable, describe_selected, list_databases, list_tables, server_info
 from .maxcompute import DestColumn, MaxComputeDestination, TableDDL
 from .schema import compare, is_ours, plan_table
-from .source import MySqlEndpoint
+from .source import MySqlEndpoint, describe_connect_error
 
 Status = Literal["passed", "warning", "failed", "accepted"]
 
@@ -205,18 +206,92 @@ def check_select_privileges(conn: pymysql.Connection, selections: Iterable[Table
     )
 
 
-def check_filters(conn: pymysql.Connection, selections: Iterable[TableSelection]) -> CheckResult:
+# The filter runs inside this wrapper, on lines of its own, so the server's "near '...' at line N" can
+# be mapped back to the user's text (line 1 is the prefix, the suffix is the line after the filter).
+_FILTER_PREFIX = "SELECT 1 FROM `{database}`.`{table}` WHERE (\n"
+_FILTER_SUFFIX = "\n) LIMIT 0"
+_NEAR = re.compile(r"near '(?P<near>.*)' at line (?P<line>\d+)\s*$", re.DOTALL)
+_UNKNOWN_COLUMN = re.compile(r"Unknown column '(?P<name>.+?)' in ")
+
+
+def check_filters(
+    conn: pymysql.Connection,
+    selections: Iterable[TableSelection],
+    columns: Mapping[str, Sequence[str]] | None = None,
+) -> CheckResult:
+    """Run each filter against its table (``LIMIT 0``: nothing is read). ``columns`` (per source name)
+    lets an unknown column get a "did you mean"."""
     bad: list[str] = []
     with conn.cursor() as cur:
         for s in selections:
             if not s.filter:
                 continue
+            sql = _FILTER_PREFIX.format(database=s.source_database, table=s.source_table) + s.filter + _FILTER_SUFFIX
             try:
-                cur.execute(f"SELECT 1 FROM `{s.source_database}`.`{s.source_table}` WHERE ({s.filter}) LIMIT 0")
+                cur.execute(sql)
                 cur.fetchall()
             except pymysql.err.MySQLError as exc:
-                bad.append(f"{s.spec_path}.filter on {s.source_name}: {exc.args[-1]}")
-    return _result("filter_conditions", bad, "every filter condition is valid SQL on its table", "correct the filter expression")
+                problem = filter_error_text(s.filter, exc, (columns or {}).get(s.source_name, ()))
+                bad.append(f"{s.spec_path}.filter on {s.source_name}: {problem}")
+    return _result("filter_conditions", bad, "every filter condition is valid SQL on its table",
+                   "correct the filter: a SQL WHERE condition on the table's own columns")
+
+
+def filter_error_text(expression: str, exc: BaseException, columns: Sequence[str] = ()) -> str:
+    """The server's complaint about a filter, told relative to the user's text (not our wrapper)."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    text = str(exc.args[-1]) if exc.args else str(exc)
+    quoted = _quote(expression)
+    unknown = _UNKNOWN_COLUMN.match(text)
+    if code == 1054 and unknown:
+        name = unknown.group("name")
+        bare = name.rsplit(".", 1)[-1]
+        by_lower = {column.lower(): column for column in columns}
+        match = difflib.get_close_matches(bare.lower(), list(by_lower), n=1, cutoff=0.6)
+        if match:
+            hint = f"; did you mean {by_lower[match[0]]!r}?"
+        elif columns:
+            hint = f"; the table's columns are {', '.join(list(columns)[:12])}" + (", ..." if len(columns) > 12 else "")
+        else:
+            hint = ""
+        return f"{quoted}: unknown column {name!r}{hint}"
+    near = _NEAR.search(text)
+    if code == 1064 and near:
+        return f"{quoted}: {_syntax_error_position(expression, near.group('near'), int(near.group('line')))}"
+    return f"{quoted}: {text}" + (f" (MySQL error {code})" if code else "")
+
+
+def _syntax_error_position(expression: str, near: str, line: int) -> str:
+    filter_lines = expression.count("\n") + 1
+    if near.endswith(_FILTER_SUFFIX):
+        near = near[: -len(_FILTER_SUFFIX)]
+    elif near.endswith(_FILTER_SUFFIX.lstrip("\n")):  # the error is in the suffix itself
+        near = ""
+    if line > filter_lines + 1 or not near.strip():
+        tail = expression.rstrip()[-30:]
+        return f"SQL syntax error: the condition is incomplete, something is missing after {tail!r}"
+    position = None
+    if expression.endswith(near):
+        position = len(expression) - len(near)
+    else:  # the server cut the text short (80 characters, MariaDB adds "..."): find it on its line
+        cut = near[:-3] if near.endswith("...") else near
+        start = expression.find(cut)
+        while start != -1:
+            if expression.count("\n", 0, start) == line - 2:
+                position = start
+                break
+            start = expression.find(cut, start + 1)
+    if position is None:
+        return f"SQL syntax error near {near[:30]!r}"
+    where = f"character {position + 1}"
+    if filter_lines > 1:
+        line_start = expression.rfind("\n", 0, position) + 1
+        where += f" (line {expression.count(chr(10), 0, position) + 1}, column {position - line_start + 1})"
+    return f"SQL syntax error at {where}, near {expression[position:position + 30]!r}"
+
+
+def _quote(expression: str) -> str:
+    return repr(expression if len(expression) <= 120 else expression[:117] + "...")
 
 
 def check_keys(tables: Iterable[SourceTable]) -> CheckResult:
@@ -246,10 +321,11 @@ def run_prechecks(
 
     # Connectivity first: the other checks need both ends.
     try:
-        conn = source.connect()
+        conn = source.connect_once()  # answers within connect_timeout, even from a silent port
         add(CheckResult("source_connectivity", "passed", f"connected to {source.host}:{source.port} as {source.user}"))
     except pymysql.err.MySQLError as exc:
-        add(CheckResult("source_connectivity", "failed", f"cannot connect to {source.host}:{source.port}: {exc}", "check the source connection (host, port, user, password, SSL, network/whitelist)"))
+        add(CheckResult("source_connectivity", "failed", describe_connect_error(source, exc),
+                        "check the source connection (host, port, login, password, SSL, network/whitelist)"))
         conn = None
     destination: MaxComputeDestination | None = None
     try:
@@ -295,22 +371,25 @@ def _source_checks(spec, conn, destination, incremental, add, log) -> None:
         account, _, host = cur.fetchone()[0].partition("@")
         user = f"'{account}'@'{host}'"
     log(f"source is {info.flavor} {info.version}, server_id {info.server_id}")
-    source_tables = {db: list_tables(conn, db) for db in spec.source.databases}
-    missing = spec.missing_objects(source_tables)
+    databases = list_databases(conn, include_system=True)
+    source_tables = {db: list_tables(conn, db) for db in spec.source.databases if db in databases}
+    missing = spec.missing_objects(source_tables, databases=databases)
     add(
         _result(
             "source_objects",
             [f"{p.path}: {p.message}" for p in missing],
             "every database and table named in the spec exists",
             # information_schema hides objects the account has no privilege on: say so.
-            f"correct the names in objects[] or create the objects; if they exist, the account {user} cannot "
-            "see them: GRANT SELECT on them",
+            f"correct the names in source.databases / objects[] or create the objects; if they exist, the "
+            f"account {user} cannot see them: GRANT SELECT on them",
         )
     )
     selections = spec.select_tables(source_tables, missing="ignore")
     if not selections:
         if not missing:
-            add(CheckResult("source_tables_selected", "failed", "the spec selects no table", "check objects[] include/exclude patterns"))
+            reasons = "; ".join(str(problem) for problem in spec.why_nothing_selected(source_tables))
+            add(CheckResult("source_tables_selected", "failed", f"the spec selects no table: {reasons}",
+                            "check the objects[] include/exclude patterns, or create the tables"))
         return
     log(f"{len(selections)} tables selected")
     described = describe_selected(conn, [(s.source_database, s.source_table) for s in selections])
@@ -323,7 +402,7 @@ def _source_checks(spec, conn, destination, incremental, add, log) -> None:
             add(r)
         add(check_retention(info))
     add(check_keys(tables))
-    add(check_filters(conn, selections))
+    add(check_filters(conn, selections, {name: [c.name for c in t.columns] for name, t in described.items()}))
 
     # Names and types.
     naming_findings = list(spec.naming_findings(selections))

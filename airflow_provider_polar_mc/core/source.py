@@ -9,6 +9,7 @@ pymysql, mysql-replication and the command-line client, so no caller needs to kn
 from __future__ import annotations
 
 import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,35 @@ class MySqlEndpoint:
         """A new session in UTC."""
         return pymysql.connect(**self.pymysql_kwargs(**overrides))
 
+    def connect_once(self, timeout: float | None = None) -> pymysql.Connection:
+        """One attempt at a new session in UTC that answers within ``timeout`` seconds (default
+        ``connect_timeout``), for the command line, the precheck and the connection form's Test button.
+
+        pymysql bounds only the TCP connect by ``connect_timeout``; the server's greeting and the login
+        wait up to ``read_timeout`` (by default forever), so a wrong port where something else listens
+        and stays silent would hang. Here the TCP connect gets ``timeout`` and the greeting, login and
+        session setup what is left of it; the session then uses the endpoint's own read/write timeouts.
+        Raises the driver's ``OperationalError`` (see :func:`describe_connect_error`).
+        """
+        budget = self.connect_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        try:
+            sock = socket.create_connection((self.host, self.port), budget)
+        except OSError as exc:  # the same error pymysql raises for a failed TCP connect
+            raise pymysql.err.OperationalError(2003, f"Can't connect to MySQL server on {self.host!r} ({exc})") from exc
+        remaining = max(0.05, deadline - time.monotonic())
+        conn = pymysql.connect(**self.pymysql_kwargs(read_timeout=remaining, write_timeout=remaining, defer_connect=True))
+        try:
+            conn.connect(sock)
+        except BaseException:
+            sock.close()
+            raise
+        # pymysql has no public setter; it re-applies these before each read/write.
+        if hasattr(conn, "_read_timeout") and hasattr(conn, "_write_timeout"):
+            conn._read_timeout = self.read_timeout
+            conn._write_timeout = self.write_timeout
+        return conn
+
     def replication_settings(self) -> dict[str, Any]:
         """Connection settings in the form mysql-replication's BinLogStreamReader takes."""
         settings: dict[str, Any] = dict(
@@ -66,6 +96,40 @@ class MySqlEndpoint:
         if self.ssl:
             settings["ssl"] = dict(self.ssl)
         return settings
+
+
+def describe_connect_error(endpoint: MySqlEndpoint, exc: BaseException, timeout: float | None = None) -> str:
+    """Why connecting to ``endpoint`` failed, naming host:port, the account, the cause and the fix
+    (never the password)."""
+    where = f"cannot connect to {endpoint.host}:{endpoint.port} as {endpoint.user}"
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    text = str(exc.args[-1]) if exc.args else str(exc)
+    lowered = text.lower()
+    seconds = f"{endpoint.connect_timeout if timeout is None else timeout:g}"
+    if code == 1045:
+        cause = ("access denied: wrong login or password (or the account may not connect from this machine); "
+                 "check the connection's login and password")
+    elif code == 1044 or code == 1049:
+        cause = f"{text}; check the connection's schema (database) field"
+    elif code == 1130:
+        cause = (f"{text}: the account may not connect from this machine's address; create the account for "
+                 "this host, or add the address to the PolarDB whitelist")
+    elif "timed out" in lowered and code == 2003:
+        cause = (f"no answer within {seconds} s (connect_timeout): the host is unreachable, or a firewall / "
+                 "the PolarDB whitelist drops this machine's packets")
+    elif "timed out" in lowered:
+        cause = (f"the server accepted the connection but sent no MySQL greeting within {seconds} s "
+                 "(connect_timeout): is this the MySQL port, and is the server overloaded?")
+    elif "refused" in lowered:
+        cause = "connection refused: nothing listens on that port (wrong port, or the server is down)"
+    elif "name or service not known" in lowered or "nodename nor servname" in lowered or "errno -2" in lowered \
+            or "errno -3" in lowered or "getaddrinfo" in lowered:
+        cause = f"host name {endpoint.host!r} cannot be resolved (DNS); check the connection's host"
+    elif "ssl" in lowered or "certificate" in lowered:
+        cause = f"TLS failed: {text}; check the ssl extras (ca, cert, key) of the connection"
+    else:
+        cause = text
+    return f"{where}: {cause}" + (f" (MySQL error {code})" if code else "")
 
 
 def is_connection_error(exc: BaseException) -> bool:

@@ -67,6 +67,16 @@ class EmulatorProcess:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         finally:
             log.close()
+        try:
+            self._wait_ready(timeout, log_offset)
+        except BaseException:
+            self.stop()  # never leave a half-started emulator running (it would outlive the caller)
+            raise
+        running_emulators.append(self)
+        return self
+
+    def _wait_ready(self, timeout: float, log_offset: int) -> None:
+        assert self._proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with open(self.log_path, "rb") as f:
@@ -75,12 +85,10 @@ class EmulatorProcess:
                     if line.startswith(READY_PREFIX):
                         self.url = line[len(READY_PREFIX) :].strip()
                         self.port = int(self.url.rsplit(":", 1)[1])
-                        running_emulators.append(self)
-                        return self
+                        return
             if self._proc.poll() is not None:
                 raise RuntimeError(f"emulator exited with {self._proc.returncode}:\n{self.log_tail()}")
             time.sleep(0.05)
-        self.stop()
         raise RuntimeError(f"emulator did not start within {timeout}s:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 20.0) -> int | None:

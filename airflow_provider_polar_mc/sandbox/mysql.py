@@ -24,6 +24,8 @@ from pathlib import Path
 import pymysql
 
 DEBIAN_PACKAGE = "mariadb-server"
+# AF_UNIX socket paths are limited to 108 bytes on Linux, 104 on macOS; the server refuses longer ones.
+_MAX_SOCKET_PATH = 100
 
 
 class ServerBinaryMissing(RuntimeError):
@@ -75,6 +77,7 @@ class PrivateMySqlServer:
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="polar-mc-mysql-"))
         self.datadir = self.base_dir / "data"
         self.socket = str(self.base_dir / "mysqld.sock")
+        self._socket_dir: Path | None = None  # a short-path dir for the socket, only while the server runs
         self.log_path = self.base_dir / "mysqld.log"
         self.port = 0
         self.host = "127.0.0.1"
@@ -88,9 +91,21 @@ class PrivateMySqlServer:
             self._initialise()
         if not self.port:
             self.port = free_port()
+        if len(str(self.base_dir / "mysqld.sock")) > _MAX_SOCKET_PATH:  # deep temp dir: a short socket path
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="pmc-", dir="/tmp"))
+            self.socket = str(self._socket_dir / "mysqld.sock")
         log = open(self.log_path, "ab")
         self._proc = subprocess.Popen(self._server_args(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop(timeout=5.0)  # never leave a half-started server running (it would outlive the caller)
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self._proc is not None
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
@@ -98,23 +113,25 @@ class PrivateMySqlServer:
                 raise RuntimeError(f"{self.binary} exited with {self._proc.returncode}:\n{self.log_tail()}")
             try:
                 self.connect().close()
-                return self
+                return
             except pymysql.err.OperationalError as exc:
                 last_error = exc
                 time.sleep(0.1)
         raise TimeoutError(f"server did not accept connections in {timeout}s ({last_error}):\n{self.log_tail()}")
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+            self._proc = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
 
     def restart(self) -> None:
         """Stop and start on the same port and datadir (binlogs are kept; a new file is opened)."""
@@ -127,7 +144,11 @@ class PrivateMySqlServer:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def __enter__(self) -> PrivateMySqlServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.destroy()  # __exit__ is not called when __enter__ raises
+            raise
 
     def __exit__(self, *exc) -> None:
         self.destroy()
@@ -152,6 +173,36 @@ class PrivateMySqlServer:
                 return rows
         finally:
             conn.close()
+
+    def binary_logs(self) -> list[str]:
+        """The server's binary log files, oldest first (``SHOW BINARY LOGS``)."""
+        return [row[0] for row in self.execute("SHOW BINARY LOGS")]
+
+    def purge_binary_logs_to(self, name: str, timeout: float = 30.0, poll: float = 0.2) -> list[str]:
+        """``PURGE BINARY LOGS TO name`` and wait until every file older than ``name`` is gone; returns
+        the files left (``name`` first).
+
+        MySQL purges at once. MariaDB keeps a file until its binlog checkpoint for it is written, which
+        happens asynchronously once the file's transactions are durable in InnoDB (up to a few seconds
+        after a rotation); until then PURGE succeeds and removes nothing. So the purge is retried until
+        ``SHOW BINARY LOGS`` starts at ``name``, for at most ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.execute(f"PURGE BINARY LOGS TO '{name}'")
+            files = self.binary_logs()
+            if name not in files:
+                raise ValueError(f"{name} is not among the binary logs of this server: {files}")
+            older = files[: files.index(name)]
+            if not older:
+                return files
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"PURGE BINARY LOGS TO '{name}' still leaves {older} after {timeout:.0f}s (a file is kept "
+                    f"until its binlog checkpoint is written, and while a replica or binlog reader uses it); "
+                    f"server log:\n{self.log_tail()}"
+                )
+            time.sleep(poll)
 
     @property
     def client_binary(self) -> str | None:

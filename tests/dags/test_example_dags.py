@@ -26,7 +26,7 @@ def test_example_spec_gives_setup_and_incremental_dags(dagbag):
     assert setup is not None and incremental is not None
     assert set(setup.task_ids) == {"precheck", "schema_migration", "plan_full_load_groups", "full_load"}
     assert set(incremental.task_ids) == {"wait_for_binlog", "incremental_load", "merge"}
-    assert incremental.max_active_runs == 1 and incremental.catchup
+    assert incremental.max_active_runs == 1
     assert all(t.depends_on_past for t in incremental.tasks)
     assert incremental.timetable.summary == "0 * * * *"
     run = incremental.timetable.infer_manual_data_interval(run_after=__import__("pendulum").datetime(2026, 5, 1, 10, 30))

@@ -28,6 +28,7 @@ from tests.integration.test_values import (  # noqa: F401
     every_type,
     read_snapshot,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -149,20 +150,27 @@ def test_kill_9_mid_load_then_retry_gives_every_row_exactly_once(connections, my
     env = {**os.environ}
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, json.dumps(spec)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     store = MaxComputeCheckpointStore(MaxComputeDestination(emulator.client()), spec["name"])
-    deadline = time.monotonic() + 60
-    state = None
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
+    base = spec["batch_rename"]["prefix"] + "orders_base"
+    from odps.tunnel import TableTunnel
+
+    tunnel = TableTunnel(emulator.client())
+
+    def blocks_uploaded() -> int:
         state = store.items(TABLE_KIND)
-        if state and next(iter(state.values())).get("upload_id"):
-            break
-    time.sleep(1.5)  # some blocks are uploaded by now, most are not
-    proc.send_signal(signal.SIGKILL)
+        upload_id = next(iter(state.values())).get("upload_id") if state else None
+        return len(tunnel.create_upload_session(base, upload_id=upload_id).get_block_list()) if upload_id else 0
+
+    try:
+        # Kill once some blocks are uploaded (the throttle makes the whole load take ~5 s), not after a guess.
+        wait_until(lambda: proc.poll() is not None or blocks_uploaded() >= 2, timeout=120, interval=0.1,
+                   what="the child to upload its first blocks")  # fmt: skip
+        assert proc.poll() is None, f"the load finished before it was killed:\n{proc.communicate()[0].decode()}"
+    finally:
+        proc.send_signal(signal.SIGKILL)
     out = proc.communicate()[0].decode()
     assert proc.returncode == -signal.SIGKILL, out
     upload_id = next(iter(store.items(TABLE_KIND).values()))["upload_id"]
 
-    base = spec["batch_rename"]["prefix"] + "orders_base"
     assert len(read_table(emulator, base)) == 0  # nothing committed before the kill
 
     spec_fast = {**spec, "throttle": {}}

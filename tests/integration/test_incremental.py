@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 import uuid
 
 import pytest
@@ -22,6 +21,7 @@ from airflow_provider_polar_mc.operators.merge import MergeOperator
 from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
 from airflow_provider_polar_mc.operators.validate import ValidateOperator
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,9 @@ def make_spec(connections, db: str) -> dict:
     }
 
 
-def writer(server, db: str, stop: threading.Event) -> None:
+def writer(server, db: str, stop: threading.Event, rounds: list[int] | None = None) -> None:
+    """Write until ``stop``; ``rounds[0]`` counts the completed (committed) rounds."""
+    rounds = rounds if rounds is not None else [0]
     conn = server.connect()
     i = 0
     with conn.cursor() as cur:
@@ -100,6 +102,7 @@ def writer(server, db: str, stop: threading.Event) -> None:
             cur.execute(f"INSERT INTO {db}.orders VALUES (%s, 1, 'new', 1.00, UTC_TIMESTAMP(6), NULL, NULL)", (100_000 + i,))
             cur.execute(f"DELETE FROM {db}.orders WHERE id = %s", (2 + (i * 53) % 3000,))
             cur.execute(f"UPDATE {db}.ignored SET v = v + 1 WHERE id = 1")
+            rounds[0] = i
     conn.close()
 
 
@@ -108,11 +111,16 @@ def test_full_load_plus_intervals_converge_and_reruns_are_identical(connections,
     mysql_server.execute(f"INSERT INTO {shop}.ignored VALUES (1, 0)")
     SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
     stop = threading.Event()
-    thread = threading.Thread(target=writer, args=(mysql_server, shop, stop))
+    rounds = [0]
+    thread = threading.Thread(target=writer, args=(mysql_server, shop, stop, rounds))
     thread.start()
     try:
         FullLoadOperator(task_id="full", spec=spec).execute({})
-        time.sleep(0.5)
+        after_load = rounds[0]
+        # Writes after the load too (not just during it), however fast or slow the load was.
+        wait_until(lambda: rounds[0] >= after_load + 20 or not thread.is_alive(),
+                   what=lambda: f"20 writer rounds after the load ({rounds[0] - after_load})")  # fmt: skip
+        assert thread.is_alive(), "the writer thread died"
     finally:
         stop.set()
         thread.join()

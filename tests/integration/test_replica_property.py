@@ -40,7 +40,6 @@ from airflow_provider_polar_mc.operators.merge import MergeOperator
 from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
 from tests.integration import test_values as tv
-from tests.integration.test_binlog import purge_until_gone
 from tests.integration.test_incremental import (
     FIRST,
     interval,
@@ -48,6 +47,7 @@ from tests.integration.test_incremental import (
     replica_matches_source,
     run_interval,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -667,7 +667,7 @@ def test_purged_binlog_fails_clearly_and_leaves_partitions_untouched(connections
     server.execute(*[f"INSERT INTO {db}.t VALUES ({100 + i}, REPEAT('y', 150))" for i in range(60)], "FLUSH BINARY LOGS")
     newest = server.execute("SHOW MASTER STATUS")[0][0]
     assert newest != c0_end.log_file
-    purge_until_gone(server, c0_end.log_file, newest)
+    assert c0_end.log_file not in server.purge_binary_logs_to(newest)  # waits for MariaDB's deferred purge
     BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(interval(1))
     with pytest.raises(AirflowFailException) as caught:
         IncrementalLoadOperator(task_id="load", spec=spec).execute(interval(1))
@@ -735,7 +735,12 @@ def test_intervals_are_contiguous_and_each_change_lands_in_exactly_one_partition
     try:
         FullLoadOperator(task_id="full", spec=spec).execute({})
         for i in range(3):
-            time.sleep(0.3)
+            # Changes in every interval: a few more writer rounds, each committed after the previous
+            # capture returned (the round in flight during it may land on either side).
+            before = writes[0]
+            wait_until(lambda before=before: writes[0] >= before + 3 or not thread.is_alive(),
+                       what=f"three more writer rounds before interval {i}")  # fmt: skip
+            assert thread.is_alive(), "the writer thread died"
             run_interval(spec, i)
     finally:
         stop.set()

@@ -26,14 +26,17 @@ from airflow_provider_polar_mc.sandbox.connections import maxcompute_connection,
 from airflow_provider_polar_mc.spec import MigrationSpec
 from tests.live.airflow_stack import AirflowStack
 
-pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(540)]
 
 NAME = "live_shop"
 SETUP = f"polar_mc__{NAME}__setup"
 INCREMENTAL = f"polar_mc__{NAME}__incremental"
 # Long enough that the run of an interval that has just closed finds its sensor early and defers to the
-# triggerer (task start-up on a busy 2-core runner takes a few seconds); short enough to keep the test quick.
-SETTLE_SECONDS = 20
+# triggerer: its sensor starts after the previous run's merge (max_active_runs=1) and a task start-up, which
+# took 13 s past the interval's end on a busy 2-core runner; short enough to keep the test quick.
+SETTLE_SECONDS = 30
+# Waiting for a deferred run: the backlog of closed minutes, then up to three minute boundaries to defer at.
+DEFERRED_RUN_TIMEOUT = 240
 BAD_TI_STATES = {"failed", "up_for_retry", "upstream_failed"}
 
 
@@ -205,7 +208,7 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
 
         recorder = TransitionRecorder(stack)
         validated = False
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + DEFERRED_RUN_TIMEOUT
         while time.monotonic() < deadline:
             stack.check_alive()
             recorder.poll()

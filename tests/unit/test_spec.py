@@ -145,6 +145,11 @@ MALFORMED = [
      "heartbeat.enabled", "incremental"),
     ("latency_alert_negative", {"latency_alert_seconds": -1}, "latency_alert_seconds", "positive integer"),
     ("environment_tag_number", {"environment_tag": 3}, "environment_tag", "string"),
+    ("environment_tag_too_long", {"environment_tag": "x" * 101}, "environment_tag", "at most 100"),
+    ("environment_tag_space", {"environment_tag": "prod env"}, "environment_tag", "letters, digits"),
+    ("throttle_mb_tiny", {"throttle.full.mb_per_s": 1.0e-300}, "throttle.full.mb_per_s", "from 0.1 to 10,000"),
+    ("throttle_qps_too_high", {"throttle.full.source_qps": 10**6}, "throttle.full.source_qps", "to 100,000"),
+    ("latency_alert_too_high", {"latency_alert_seconds": 10**7}, "latency_alert_seconds", "to 604,800"),
     ("json_type_unknown", {"json_type": "jsonb"}, "json_type", "did you mean 'json'"),
     ("datetime_type_unknown", {"datetime_type": "timestamp"}, "datetime_type", "timestamp_ntz"),
     ("chunk_rows_zero", {"full_load.chunk_rows": 0}, "full_load.chunk_rows", "from 1"),
@@ -352,6 +357,38 @@ def test_select_reports_every_missing_object():
     ]
     selected = spec.select_tables({"shop": ["orders", "customers"]}, missing="ignore")
     assert [s.source_name for s in selected] == ["shop.orders"]
+
+
+def test_missing_databases_are_found_among_the_servers_databases():
+    spec = MigrationSpec.from_dict(with_changes({
+        "source.databases": ["shpo", "crm", "mysql"],
+        "objects": [{"database": "shpo", "tables": "all"}, {"database": "crm", "tables": ["tickets"]},
+                    {"database": "mysql", "tables": ["user"]}],
+    }))
+    server = ["information_schema", "mysql", "performance_schema", "shop", "sys"]
+    problems = spec.missing_objects({"mysql": ["user"]}, databases=server)
+    assert [(p.path, p.message) for p in problems] == [
+        ("source.databases[0]", "database 'shpo' not found in the source; did you mean 'shop'?"),
+        ("source.databases[1]", "database 'crm' not found in the source"),  # system databases are not suggested
+    ]
+    with pytest.raises(SpecError, match="does not match the source"):
+        spec.select_tables({"mysql": ["user"]}, databases=server)
+
+
+def test_why_nothing_selected_names_the_entry_and_the_patterns():
+    spec = MigrationSpec.from_dict(with_changes({
+        "source.databases": ["shop", "crm", "empty"],
+        "objects": [{"database": "shop", "tables": "all", "include": ["order*"]},
+                    {"database": "crm", "tables": "all", "exclude": ["*"]},
+                    {"database": "empty", "tables": "all"}],
+    }))
+    tables = {"shop": ["customers", "items"], "crm": ["tickets"], "empty": []}
+    assert spec.select_tables(tables) == []
+    assert [str(p) for p in spec.why_nothing_selected(tables)] == [
+        "objects[0].include: none of the 2 tables of shop (customers, items) matches ['order*']",
+        "objects[1].exclude: ['*'] excludes every table of crm that include selects (tickets)",
+        "objects[2].database: database 'empty' has no tables (base tables; views are not migrated)",
+    ]
 
 
 def test_destination_names_follow_migration_types():
