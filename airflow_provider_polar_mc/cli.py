@@ -2,6 +2,7 @@
 
     polar-mc precheck --spec FILE [--json]   # exit 1 when a check failed (or warned, unaccepted)
     polar-mc plan --spec FILE                # the MaxCompute DDL schema migration would run
+    polar-mc spec-schema                     # the JSON Schema of a spec file, for editors
 
 Exit codes: 0 success; 1 a check failed (precheck), or an unexpected error; 2 the spec or a connection
 is wrong: invalid spec, connection not defined or unreadable, source unreachable (plan), and for
@@ -47,9 +48,9 @@ def _plan(args: argparse.Namespace) -> tuple[str, int]:
 
     spec = MigrationSpec.from_yaml(args.spec)
     with _logs_to_stderr(args.verbose):
-        from airflow_provider_polar_mc.core.catalog import list_databases, list_tables
-        from airflow_provider_polar_mc.core.maxcompute import render_create_table
-        from airflow_provider_polar_mc.core.schema import plan_migration
+        from airflow_provider_polar_mc.core import selection
+        from airflow_provider_polar_mc.core.planning import plan_migration
+        from airflow_provider_polar_mc.core.source.catalog import list_databases, list_tables
         from airflow_provider_polar_mc.hooks import resolve
 
         resolve.check_connections(spec, destination=False)
@@ -57,20 +58,41 @@ def _plan(args: argparse.Namespace) -> tuple[str, int]:
         try:
             databases = list_databases(conn, include_system=True)
             source_tables = {db: list_tables(conn, db) for db in spec.source.databases if db in databases}
-            missing = spec.missing_objects(source_tables, databases=databases)
+            missing = selection.missing_objects(spec, source_tables, databases=databases)
             if missing:
                 raise SourceMismatch(missing, args.spec)
-            if not spec.select_tables(source_tables):
-                raise SourceMismatch(spec.why_nothing_selected(source_tables), args.spec)
+            if not selection.select_tables(spec, source_tables):
+                raise SourceMismatch(selection.why_nothing_selected(spec, source_tables), args.spec)
             plans = plan_migration(spec, conn)
         finally:
             conn.close()
+    return render_plan(plans), EXIT_OK
+
+
+def render_plan(plans) -> str:
+    """The ``polar-mc plan`` script: per table a ``--`` comment naming the source table (through
+    ``sqltext.sql_comment``, so no character of the name can end the comment line) and its DDL."""
+    from airflow_provider_polar_mc.core import sqltext
+    from airflow_provider_polar_mc.core.destination.maxcompute import render_create_table
+    from airflow_provider_polar_mc.exceptions import ConfigError
+
     lines: list[str] = []
     for plan in plans:
-        lines.append(f"-- {plan.selection.source_name}")
-        lines += [render_create_table(ddl) for ddl in plan.ddls]
+        lines.append(sqltext.sql_comment(plan.selection.source_name))
+        try:
+            lines += [render_create_table(ddl) for ddl in plan.ddls]
+        except ValueError as error:  # a mapped name MaxCompute cannot hold: the precheck names the mapping
+            raise ConfigError(f"{plan.selection.source_name}: {error}. Fix: map the name to a valid one "
+                              "(objects[].tables[].columns or target); `polar-mc precheck` lists every such name") from None
         lines.append("")
-    return "".join(f"{line}\n" for line in lines), EXIT_OK
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _spec_schema(args: argparse.Namespace) -> tuple[str, int]:
+    """The JSON Schema of a spec file, for editors (docs/spec.md, "Editor support"); needs nothing else."""
+    from airflow_provider_polar_mc.spec import spec_json_schema
+
+    return json.dumps(spec_json_schema(), indent=2) + "\n", EXIT_OK
 
 
 def _log(args: argparse.Namespace):
@@ -163,9 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = sub.add_parser("plan", help="print the MaxCompute DDL the schema migration would run")
     plan.add_argument("--spec", required=True, help="migration spec (YAML)")
     plan.add_argument("-v", "--verbose", action="store_true", help="progress, logs and tracebacks on stderr")
+    sub.add_parser("spec-schema", help="print the JSON Schema of a spec file (for editors)").set_defaults(verbose=False)
     args = parser.parse_args(argv)
     try:
-        output, code = {"precheck": _precheck, "plan": _plan}[args.command](args)
+        output, code = {"precheck": _precheck, "plan": _plan, "spec-schema": _spec_schema}[args.command](args)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - translated in one place
         return _error_exit(exc, args.verbose)
     sys.stdout.write(output)

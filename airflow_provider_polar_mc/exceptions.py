@@ -55,7 +55,7 @@ class SpecError(ConfigError):
     been checked, so one run of the precheck (or of the DAG parser) shows everything to fix; loading
     YAML also refuses a key given twice, a file that is not UTF-8, over 1 MiB, nested too deeply or
     expanding too far through aliases (``spec_yaml``). Its subclass :class:`SourceMismatch` is raised by
-    ``MigrationSpec.select_tables`` when objects the spec names are missing from the source. Retrying
+    ``core.selection.select_tables`` when objects the spec names are missing from the source. Retrying
     cannot help.
     """
 
@@ -77,7 +77,7 @@ class SourceMismatch(SpecError):
     """The spec is well-formed but does not match the source: a database or an explicitly listed table
     it names does not exist (or is invisible to the account), or it selects no table at all.
 
-    Raised by ``MigrationSpec.select_tables`` (and ``polar-mc plan``) with one problem per object,
+    Raised by ``core.selection.select_tables`` (and ``polar-mc plan``) with one problem per object,
     each with a "did you mean" when a similar name exists. Retrying cannot help: correct the spec, or
     create the objects / grant the account access to them.
     """

@@ -222,7 +222,7 @@ def main() -> int:
         sys.stderr.write("".join(f"  | {x}\n" for x in out.splitlines() if not x.startswith(RESULT_PREFIX)))
         loaded = json.loads(line[len(RESULT_PREFIX) :])
 
-        from airflow_provider_polar_mc.core.maxcompute import MaxComputeDestination
+        from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 
         (source,) = server.execute(f"SELECT COUNT(*), SUM(id), SUM(amount) FROM {DATABASE}.{TABLE}")
         destination = MaxComputeDestination(emulator.client(), emulator.project)

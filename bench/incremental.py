@@ -31,9 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from airflow_provider_polar_mc.core.binlog import TableSchema, read_changes  # noqa: E402
-from airflow_provider_polar_mc.core.coordinates import capture  # noqa: E402
-from airflow_provider_polar_mc.core.source import MySqlEndpoint  # noqa: E402
+from airflow_provider_polar_mc.core.binlog.coordinates import capture
+from airflow_provider_polar_mc.core.binlog.reader import read_changes
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
+from airflow_provider_polar_mc.core.planning import describe_table_schema
+from airflow_provider_polar_mc.core.selection import select_tables  # noqa: E402
 from airflow_provider_polar_mc.sandbox.mysql import PrivateMySqlServer, ServerConfig  # noqa: E402
 from airflow_provider_polar_mc.spec import MigrationSpec  # noqa: E402
 
@@ -109,7 +111,7 @@ def main() -> None:
         server.execute(f"CREATE DATABASE `{DATABASE}`", DDL)
         endpoint = MySqlEndpoint(host=server.host, port=server.port, user=server.user, password=server.password)
         conn = endpoint.connect()
-        schema = TableSchema.describe(conn, DATABASE, TABLE)
+        schema = describe_table_schema(conn, DATABASE, TABLE)
         start = capture(conn)
         write_changes(server, args.inserts, args.updates, args.deletes)
         end = capture(conn)
@@ -118,7 +120,7 @@ def main() -> None:
             {"name": "bench", "source": {"databases": [DATABASE]},
              "objects": [{"database": DATABASE, "tables": [{"name": TABLE}]}]}
         )  # fmt: skip
-        selection = spec.select_tables({DATABASE: [TABLE]})[0]
+        selection = select_tables(spec, {DATABASE: [TABLE]})[0]
         key = f"{DATABASE}.{TABLE}"
 
         profiler = cProfile.Profile() if args.profile else None

@@ -2,16 +2,17 @@
 
 Per migration, the snapshot coordinate C0 is recorded (first writer wins) before any table is read;
 incremental migration starts there, so base + log converge to the source while writes go on during
-the load, without a global read lock (DESIGN.md §3.2).
+the load, without a global read lock (docs/architecture.md: snapshot then stream).
 
 Per table:
 
-1. The key-range plan (:mod:`chunking`) and the Tunnel upload session id are checkpointed before the
-   first block is uploaded. A retry re-attaches to the session and asks the Tunnel which blocks it
-   already holds; only the missing ranges are read again, each into the same block id.
+1. The key-range plan (:mod:`.source.chunking`) and the Tunnel upload session id are checkpointed
+   before the first block is uploaded. A retry re-attaches to the session and asks the Tunnel which
+   blocks it already holds; only the missing ranges are read again, each into the same block id.
 2. Ranges are read by connectorx (Rust, straight into Arrow) through the typed projection of
-   :mod:`values`, converted, and uploaded as one Arrow block each, ``parallelism`` at a time. Memory
-   is bounded by ``parallelism x chunk_rows`` rows, whatever the table size.
+   :mod:`.values` (:mod:`.source.snapshot`), converted, and uploaded as one Arrow block each,
+   ``parallelism`` at a time. Memory is bounded by ``parallelism x chunk_rows`` rows, whatever the
+   table size.
 3. One commit (with overwrite) publishes every block; then the table is marked done. A crash
    between the two is harmless: the retry finds the session committed.
 """
@@ -21,28 +22,23 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-import connectorx
 import pyarrow as pa
 
-from airflow_provider_polar_mc.core.checkpoint import CheckpointStore
-from airflow_provider_polar_mc.core.chunking import KeyRange, plan_ranges, range_predicate, sql_literal
-from airflow_provider_polar_mc.core.coordinates import BinlogCoordinate, capture
-from airflow_provider_polar_mc.core.maxcompute import MaxComputeDestination
-from airflow_provider_polar_mc.core.schema import TablePlan
-from airflow_provider_polar_mc.core.source import MySqlEndpoint
+from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core.binlog.coordinates import capture
+from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
+from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.destination.upload import TableUpload
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
+from airflow_provider_polar_mc.core.model import BinlogCoordinate, TablePlan
+from airflow_provider_polar_mc.core.source.chunking import KeyRange, plan_ranges, sql_literal
+from airflow_provider_polar_mc.core.source.snapshot import connectorx_uri, read_snapshot_range
 from airflow_provider_polar_mc.core.throttle import Throttle
-from airflow_provider_polar_mc.core.upload import TableUpload
-from airflow_provider_polar_mc.core.values import (
-    convert_snapshot_array,
-    snapshot_alias,
-    snapshot_select_expression,
-)
 
 SNAPSHOT_KIND = "snapshot"
 SNAPSHOT_KEY = "c0"
@@ -57,16 +53,6 @@ def record_snapshot_coordinate(store: CheckpointStore, endpoint: MySqlEndpoint) 
     finally:
         conn.close()
     return BinlogCoordinate.from_dict(store.put_once(SNAPSHOT_KIND, SNAPSHOT_KEY, candidate.to_dict()))
-
-
-def connectorx_uri(endpoint: MySqlEndpoint) -> str:
-    user = urllib.parse.quote(endpoint.user, safe="")
-    password = urllib.parse.quote(endpoint.password, safe="")
-    auth = f"{user}:{password}" if endpoint.password else user
-    uri = f"mysql://{auth}@{endpoint.host}:{endpoint.port}/{endpoint.database or ''}"
-    if endpoint.ssl:
-        uri += "?ssl-mode=required"
-    return uri
 
 
 @dataclass
@@ -218,7 +204,7 @@ class FullLoader:
     def _mark_done(self, key: str, state: dict[str, Any], result: TableLoadResult, started: float, upload: TableUpload) -> None:
         if result.blocks_resumed or result.blocks == 0:
             # Rows of blocks uploaded by an earlier attempt were not counted here: count what was committed.
-            result.rows = int(self.destination.query(f"SELECT COUNT(*) FROM `{result.table}`")[0][0])
+            result.rows = int(self.destination.query(f"SELECT COUNT(*) FROM {sqltext.quote_mc_name(result.table)}")[0][0])
         result.seconds = time.monotonic() - started
         self.store.put(
             TABLE_KIND,
@@ -260,25 +246,7 @@ class FullLoader:
 
     def read_range(self, plan: TablePlan, r: KeyRange) -> tuple[pa.Table, dict[str, int]]:
         """Read one key range and convert it to the destination's Arrow schema."""
-        sel = plan.selection
-        where = range_predicate(plan.source.key_columns, r, self._literal)
-        if sel.filter:
-            where = f"({where}) AND ({sel.filter})"
-        projection = ", ".join(snapshot_select_expression(c) for c in plan.columns)
-        sql = f"SELECT {projection} FROM `{sel.source_database}`.`{sel.source_table}` WHERE {where}"
-        self.throttle.before_query()
-        raw = connectorx.read_sql(self._uri, sql, return_type="arrow", pre_execution_query=["SET time_zone = '+00:00'"])
-        arrays, fields, warnings = [], [], {}
-        for c in plan.columns:
-            converted = convert_snapshot_array(c, raw.column(snapshot_alias(c)))
-            arrays.append(converted.array)
-            fields.append(pa.field(c.destination, converted.array.type))
-            for k, v in converted.warnings.items():
-                name = f"{k}:{c.source.name}"
-                warnings[name] = warnings.get(name, 0) + v
-        table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-        self.throttle.after_read(table.num_rows, raw.nbytes)
-        return table, warnings
+        return read_snapshot_range(self._uri, self._literal, self.throttle, plan, r)
 
 
 def group_tables(sizes: dict[str, int], max_groups: int) -> list[list[str]]:

@@ -1,10 +1,10 @@
 """Incremental batches without Airflow: capture an interval's end coordinate, and load its changes into
 exactly one `_log` partition per table.
 
-Order of work in a batch (DESIGN.md §3.4): read the recorded range (C(i-1), C(i)], extend `_base` and
-`_log` with columns added inside the range, overwrite the interval's partition of every selected
-table's `_log` (one Tunnel session each, committed once), and only then mark the interval done. A
-crash anywhere repeats idempotent overwrites; nothing is ever appended twice.
+Order of work in a batch (docs/architecture.md: data before bookkeeping): read the recorded range
+(C(i-1), C(i)], extend `_base` and `_log` with columns added inside the range, overwrite the interval's
+partition of every selected table's `_log` (one Tunnel session each, committed once), and only then mark
+the interval done. A crash anywhere repeats idempotent overwrites; nothing is ever appended twice.
 """
 
 from __future__ import annotations
@@ -16,16 +16,19 @@ from typing import Any
 
 import pyarrow as pa
 
-from airflow_provider_polar_mc.core import intervals
-from airflow_provider_polar_mc.core.binlog import TableSchema, read_changes
-from airflow_provider_polar_mc.core.catalog import list_tables
-from airflow_provider_polar_mc.core.checkpoint import CheckpointStore
-from airflow_provider_polar_mc.core.coordinates import BinlogCoordinate, capture, verify_readable
-from airflow_provider_polar_mc.core.maxcompute import DestColumn, MaxComputeDestination
-from airflow_provider_polar_mc.core.source import MySqlEndpoint, RetryPolicy
+from airflow_provider_polar_mc.core import intervals, sqltext
+from airflow_provider_polar_mc.core.binlog.coordinates import capture, verify_readable
+from airflow_provider_polar_mc.core.binlog.reader import read_changes
+from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
+from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
+from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.destination.upload import TableUpload
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint, RetryPolicy
+from airflow_provider_polar_mc.core.model import BinlogCoordinate, DestColumn
+from airflow_provider_polar_mc.core.selection import select_tables
+from airflow_provider_polar_mc.core.source.catalog import list_tables
 from airflow_provider_polar_mc.core.throttle import Throttle
 from airflow_provider_polar_mc.core.typemap import arrow_type_for
-from airflow_provider_polar_mc.core.upload import TableUpload
 from airflow_provider_polar_mc.exceptions import CheckpointConflict
 from airflow_provider_polar_mc.spec import MigrationSpec
 
@@ -47,13 +50,12 @@ def source_clock(conn) -> float:
 def write_heartbeat(conn, database: str, table: str, interval_seconds: int) -> None:
     """Keep an idle source's binlog moving and make latency measurable: one row, refreshed at most every
     ``interval_seconds`` (each refresh is a binlog event, so the recorded coordinates keep advancing)."""
+    name = sqltext.quote_mysql_table(database, table)
     with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {name} (id TINYINT PRIMARY KEY, beat_at DATETIME(6) NOT NULL)")
+        cur.execute(f"INSERT IGNORE INTO {name} VALUES (1, UTC_TIMESTAMP(6))")
         cur.execute(
-            f"CREATE TABLE IF NOT EXISTS `{database}`.`{table}` (id TINYINT PRIMARY KEY, beat_at DATETIME(6) NOT NULL)"
-        )
-        cur.execute(f"INSERT IGNORE INTO `{database}`.`{table}` VALUES (1, UTC_TIMESTAMP(6))")
-        cur.execute(
-            f"UPDATE `{database}`.`{table}` SET beat_at = UTC_TIMESTAMP(6) "
+            f"UPDATE {name} SET beat_at = UTC_TIMESTAMP(6) "
             f"WHERE id = 1 AND beat_at < UTC_TIMESTAMP(6) - INTERVAL {int(interval_seconds)} SECOND"
         )
 
@@ -141,7 +143,7 @@ class IncrementalLoader:
             verify_readable(conn, start, capture(conn))
             if end.key() < start.key():
                 raise CheckpointConflict(f"recorded end coordinate {end} lies before the start {start}")
-            selections = spec.select_tables({db: list_tables(conn, db) for db in spec.source.databases}, missing="ignore")
+            selections = select_tables(spec, {db: list_tables(conn, db) for db in spec.source.databases}, missing="ignore")
         finally:
             conn.close()
         schemas = self._schemas_at_start(interval_start, first, [s.source_name for s in selections])

@@ -1,11 +1,12 @@
 """Incremental intervals: which `_log` partition a run owns, and which binlog range it reads.
 
-Interval i is an Airflow data interval [start, end). It owns exactly one partition of every `_log`
-table (partition values from ``start`` in UTC, per the spec's partition definition) and reads the
-binlog range (C(i-1), C(i)], where C(i) is the end coordinate captured once (first writer wins) after
-the source's clock passed ``end``, and C(i-1) the previous interval's (C0, the full load's snapshot
-coordinate, for the first interval). Every re-run, retry or backfill of interval i reads the same
-recorded range into the same partition: identical rows, identical record_ids (DESIGN.md §3.3).
+Interval i is an Airflow data interval [start, end). It owns exactly one partition of every `_log` table
+(partition values from ``start`` in UTC, per the spec's partition definition) and reads the binlog range
+(C(i-1), C(i)], where C(i) is the end coordinate captured once (first writer wins) after the source's
+clock passed ``end``, and C(i-1) the previous interval's (C0, the full load's snapshot coordinate, for
+the first interval). Every re-run, retry or backfill of interval i reads the same recorded range into
+the same partition: identical rows, identical record_ids (docs/architecture.md: one run owns one
+partition).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_polar_mc.core.checkpoint import CheckpointStore
-from airflow_provider_polar_mc.core.coordinates import BinlogCoordinate
+from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
 from airflow_provider_polar_mc.core.full_load import SNAPSHOT_KEY, SNAPSHOT_KIND
+from airflow_provider_polar_mc.core.model import BinlogCoordinate
 from airflow_provider_polar_mc.exceptions import CheckpointConflict, ConfigError
 
 INTERVAL_END_KIND = "interval_end"
@@ -83,7 +85,7 @@ def partition_values(start: dt.datetime, end: dt.datetime, levels: Sequence[str]
 
 
 def partition_spec(columns: Sequence[str], values: Sequence[str]) -> str:
-    return ",".join(f"{c}='{v}'" for c, v in zip(columns, values, strict=True))
+    return sqltext.mc_partition_spec(columns, values)
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,21 @@ from typing import Any, Literal
 
 import pymysql
 
+from airflow_provider_polar_mc.core import naming, sqltext
+from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.destination.schema import compare, is_ours
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint, describe_connect_error
+from airflow_provider_polar_mc.core.model import DestColumn, ServerInfo, SourceTable, TableDDL
+from airflow_provider_polar_mc.core.schema_plan import plan_table
+from airflow_provider_polar_mc.core.selection import missing_objects, select_tables, why_nothing_selected
+from airflow_provider_polar_mc.core.source.catalog import (
+    describe_selected,
+    list_databases,
+    list_tables,
+    server_info,
+)
 from airflow_provider_polar_mc.exceptions import UnsupportedType
 from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
-
-from . import naming
-from .catalog import ServerInfo, SourceTable, describe_selected, list_databases, list_tables, server_info
-from .maxcompute import DestColumn, MaxComputeDestination, TableDDL
-from .schema import compare, is_ours, plan_table
-from .source import MySqlEndpoint, describe_connect_error
 
 Status = Literal["passed", "warning", "failed", "accepted"]
 
@@ -124,7 +131,7 @@ def check_binlog(info: ServerInfo) -> list[CheckResult]:
             )
         elif str(have).upper() != want:
             results.append(
-                CheckResult(name, "failed", f"{name} is {have}, must be {want}: {why[name]}", f"set {name}={want} (SET GLOBAL {name}='{want}' and in the server configuration / PolarDB parameters)")
+                CheckResult(name, "failed", f"{name} is {have}, must be {want}: {why[name]}", f"set {name}={want} (SET GLOBAL {name}={want!r} and in the server configuration / PolarDB parameters)")
             )
         else:
             results.append(CheckResult(name, "passed", f"{name} is {want}"))
@@ -190,7 +197,7 @@ def check_select_privileges(conn: pymysql.Connection, selections: Iterable[Table
     with conn.cursor() as cur:
         for s in selections:
             try:
-                cur.execute(f"SELECT * FROM `{s.source_database}`.`{s.source_table}` LIMIT 0")
+                cur.execute(f"SELECT * FROM {sqltext.quote_mysql_table(s.source_database, s.source_table)} LIMIT 0")
                 cur.fetchall()
             except pymysql.err.OperationalError as exc:
                 if exc.args and exc.args[0] in (1142, 1143, 1044):
@@ -373,7 +380,7 @@ def _source_checks(spec, conn, destination, incremental, add, log) -> None:
     log(f"source is {info.flavor} {info.version}, server_id {info.server_id}")
     databases = list_databases(conn, include_system=True)
     source_tables = {db: list_tables(conn, db) for db in spec.source.databases if db in databases}
-    missing = spec.missing_objects(source_tables, databases=databases)
+    missing = missing_objects(spec, source_tables, databases=databases)
     add(
         _result(
             "source_objects",
@@ -384,10 +391,10 @@ def _source_checks(spec, conn, destination, incremental, add, log) -> None:
             f"account {user} cannot see them: GRANT SELECT on them",
         )
     )
-    selections = spec.select_tables(source_tables, missing="ignore")
+    selections = select_tables(spec, source_tables, missing="ignore")
     if not selections:
         if not missing:
-            reasons = "; ".join(str(problem) for problem in spec.why_nothing_selected(source_tables))
+            reasons = "; ".join(str(problem) for problem in why_nothing_selected(spec, source_tables))
             add(CheckResult("source_tables_selected", "failed", f"the spec selects no table: {reasons}",
                             "check the objects[] include/exclude patterns, or create the tables"))
         return

@@ -15,12 +15,13 @@ from typing import Any, Literal
 
 from odps import options as odps_options
 
-from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-from airflow_provider_polar_mc.core.chunking import KeyRange
+from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
+from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.full_load import FullLoader
-from airflow_provider_polar_mc.core.maxcompute import MaxComputeDestination
-from airflow_provider_polar_mc.core.schema import TablePlan, plan_migration
-from airflow_provider_polar_mc.core.source import MySqlEndpoint
+from airflow_provider_polar_mc.core.model import TablePlan
+from airflow_provider_polar_mc.core.planning import plan_migration
+from airflow_provider_polar_mc.core.source.chunking import KeyRange
 from airflow_provider_polar_mc.spec import MigrationSpec
 
 

@@ -1,11 +1,11 @@
 """Source values -> the Arrow arrays the Tunnel writer uploads: one layer for the full load and the binlog.
 
-The full load reads each column with :func:`snapshot_select_expression` through connectorx and
-converts the result with :func:`convert_snapshot_array` (vectorised, pyarrow.compute); the binlog
-path converts what mysql-replication 1.0.17 decodes with :func:`convert_binlog_values`. Both end in
-the same Arrow type (:func:`destination_arrow_type`) and, for the same stored value, the same
-element: a row looks identical whichever path brings it (DESIGN.md §3.8). Where the two readers
-disagree, the projection makes MySQL produce a form both can reach (text for DECIMAL, temporal
+The full load reads each column with :func:`snapshot_select_expression` through connectorx and converts
+the result with :func:`convert_snapshot_array` (vectorised, pyarrow.compute); the binlog path converts
+what mysql-replication 1.0.17 decodes with :func:`convert_binlog_values`. Both end in the same Arrow
+type (:func:`destination_arrow_type`) and, for the same stored value, the same element: a row looks
+identical whichever path brings it (docs/architecture.md: same values on both paths). Where the two
+readers disagree, the projection makes MySQL produce a form both can reach (text for DECIMAL, temporal
 types and TIME; numbers for BIT and YEAR; raw bytes for spatial types).
 
 Canonical forms
@@ -70,7 +70,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .schema import ColumnPlan
+from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core.model import ColumnPlan
 
 ZERO_DATE = "zero_date"
 TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
@@ -150,10 +151,6 @@ def snapshot_alias(plan: ColumnPlan) -> str:
     return f"c{plan.source.ordinal}"
 
 
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def snapshot_select_expression(plan: ColumnPlan) -> str:
     """The SELECT-list item (``<expr> AS `c<ordinal>```) the full load reads the column with.
 
@@ -164,7 +161,7 @@ def snapshot_select_expression(plan: ColumnPlan) -> str:
     without the SRID prefix. Requires the session time zone ``+00:00`` (TIMESTAMP text is rendered
     in it): connectorx's ``pre_execution_query="SET time_zone='+00:00'"``.
     """
-    column = _quoted(plan.source.name)
+    column = sqltext.quote_mysql_name(plan.source.name)
     kind = _kind(plan)
     if kind in ("decimal", "decimal_text", "date", "datetime", "timestamp", "time", "json"):
         expression = f"CAST({column} AS CHAR)"
@@ -176,7 +173,7 @@ def snapshot_select_expression(plan: ColumnPlan) -> str:
         expression = f"SUBSTRING(CAST({column} AS BINARY), 5)"
     else:
         expression = column
-    return f"{expression} AS {_quoted(snapshot_alias(plan))}"
+    return f"{expression} AS {sqltext.quote_mysql_name(snapshot_alias(plan))}"
 
 
 # --- the snapshot path (connectorx Arrow -> destination) -------------------------------------------

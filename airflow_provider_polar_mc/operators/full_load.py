@@ -37,11 +37,10 @@ class FullLoadOperator(MigrationOperator):
         self.progress_interval = progress_interval
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        from airflow_provider_polar_mc.core.binlog import TableSchema
-        from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
+        from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
         from airflow_provider_polar_mc.core.full_load import FullLoader, record_snapshot_coordinate
         from airflow_provider_polar_mc.core.incremental import record_snapshot_schemas
-        from airflow_provider_polar_mc.core.schema import plan_migration
+        from airflow_provider_polar_mc.core.planning import describe_table_schema, plan_migration
         from airflow_provider_polar_mc.core.throttle import Throttle
         from airflow_provider_polar_mc.hooks import resolve
 
@@ -71,7 +70,7 @@ class FullLoadOperator(MigrationOperator):
                 record_snapshot_schemas(
                     store,
                     {
-                        p.selection.source_name: TableSchema.describe(conn, p.selection.source_database, p.selection.source_table)
+                        p.selection.source_name: describe_table_schema(conn, p.selection.source_database, p.selection.source_table)
                         for p in plans
                     },
                 )
@@ -104,7 +103,7 @@ class FullLoadOperator(MigrationOperator):
 def full_load_groups(spec: Any, max_groups: int = DEFAULT_MAX_GROUPS) -> list[list[str]]:
     """The selected tables in at most ``max_groups`` groups balanced by size, for ``expand(tables=...)``."""
     from airflow_provider_polar_mc.core.full_load import group_tables
-    from airflow_provider_polar_mc.core.schema import plan_migration
+    from airflow_provider_polar_mc.core.planning import plan_migration
     from airflow_provider_polar_mc.hooks import resolve
 
     migration = load_spec(spec)

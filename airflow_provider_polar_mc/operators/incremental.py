@@ -28,7 +28,7 @@ class IncrementalLoadOperator(MigrationOperator):
     ui_color = "#e4fff6"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
+        from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
         from airflow_provider_polar_mc.core.incremental import IncrementalLoader
         from airflow_provider_polar_mc.hooks import resolve
         spec = self.migration_spec()

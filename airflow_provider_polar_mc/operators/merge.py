@@ -25,9 +25,10 @@ class MergeOperator(MigrationOperator):
 
     def execute(self, context: Any) -> list[dict[str, str]]:
         from airflow_provider_polar_mc.core import intervals
-        from airflow_provider_polar_mc.core.catalog import describe_selected, list_tables
-        from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-        from airflow_provider_polar_mc.core.merge import MergeTarget, build_replica
+        from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
+        from airflow_provider_polar_mc.core.replica.merge import MergeTarget, build_replica
+        from airflow_provider_polar_mc.core.selection import select_tables
+        from airflow_provider_polar_mc.core.source.catalog import describe_selected, list_tables
         from airflow_provider_polar_mc.hooks import resolve
         spec = self.migration_spec()
         if not spec.merge_active:
@@ -43,7 +44,7 @@ class MergeOperator(MigrationOperator):
             )
         conn = resolve.source_endpoint(spec).connect()
         try:
-            selections = spec.select_tables({db: list_tables(conn, db) for db in spec.source.databases}, missing="ignore")
+            selections = select_tables(spec, {db: list_tables(conn, db) for db in spec.source.databases}, missing="ignore")
             if self.tables is not None:
                 selections = [s for s in selections if s.source_name in set(self.tables)]
             described = describe_selected(conn, [(s.source_database, s.source_table) for s in selections])

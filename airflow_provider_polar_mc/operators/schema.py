@@ -21,7 +21,8 @@ class SchemaMigrateOperator(MigrationOperator):
     ui_color = "#e4f0ff"
 
     def execute(self, context: Any) -> list[dict[str, str]]:
-        from airflow_provider_polar_mc.core.schema import SchemaConflict, migrate_schema, plan_migration
+        from airflow_provider_polar_mc.core.destination.schema import SchemaConflict, migrate_schema
+        from airflow_provider_polar_mc.core.planning import plan_migration
         from airflow_provider_polar_mc.hooks import resolve
         spec = self.migration_spec()
         if "schema" not in spec.migration_types:

@@ -178,6 +178,16 @@ class PrivateMySqlServer:
         """The server's binary log files, oldest first (``SHOW BINARY LOGS``)."""
         return [row[0] for row in self.execute("SHOW BINARY LOGS")]
 
+    def _purge_to(self, name: str) -> None:
+        # PURGE takes only a quoted string (no hex literal), so the name goes as a bound parameter:
+        # pymysql escapes it for the session's sql_mode (NO_BACKSLASH_ESCAPES included).
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("PURGE BINARY LOGS TO %s", (name,))
+        finally:
+            conn.close()
+
     def purge_binary_logs_to(self, name: str, timeout: float = 30.0, poll: float = 0.2) -> list[str]:
         """``PURGE BINARY LOGS TO name`` and wait until every file older than ``name`` is gone; returns
         the files left (``name`` first).
@@ -189,7 +199,7 @@ class PrivateMySqlServer:
         """
         deadline = time.monotonic() + timeout
         while True:
-            self.execute(f"PURGE BINARY LOGS TO '{name}'")
+            self._purge_to(name)
             files = self.binary_logs()
             if name not in files:
                 raise ValueError(f"{name} is not among the binary logs of this server: {files}")
@@ -198,7 +208,7 @@ class PrivateMySqlServer:
                 return files
             if time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"PURGE BINARY LOGS TO '{name}' still leaves {older} after {timeout:.0f}s (a file is kept "
+                    f"PURGE BINARY LOGS TO {name!r} still leaves {older} after {timeout:.0f}s (a file is kept "
                     f"until its binlog checkpoint is written, and while a replica or binlog reader uses it); "
                     f"server log:\n{self.log_tail()}"
                 )

@@ -11,9 +11,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from airflow_provider_polar_mc.core.binlog import ChangeSet, TableSchema, read_changes
-from airflow_provider_polar_mc.core.coordinates import BinlogCoordinate, capture
-from airflow_provider_polar_mc.core.source import MySqlEndpoint
+from airflow_provider_polar_mc.core.binlog.coordinates import capture
+from airflow_provider_polar_mc.core.binlog.reader import ChangeSet, read_changes
+from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
+from airflow_provider_polar_mc.core.model import BinlogCoordinate
+from airflow_provider_polar_mc.core.planning import describe_table_schema
+from airflow_provider_polar_mc.core.selection import select_tables
 from airflow_provider_polar_mc.exceptions import BinlogUnavailable, SourceChanged, UnsupportedDDL
 from airflow_provider_polar_mc.spec import MigrationSpec
 from tests.waiting import wait_until
@@ -55,10 +59,10 @@ def make_spec(database: str, tables: dict[str, str | None], rule: str = "previou
 
 def read(server, database: str, start, end, tables: dict[str, str | None], schemas=None, **kwargs) -> ChangeSet:
     spec = make_spec(database, tables, kwargs.pop("rule", "previous"))
-    selections = {s.source_name: s for s in spec.select_tables({database: list(tables)})}
+    selections = {s.source_name: s for s in select_tables(spec, {database: list(tables)})}
     if schemas is None:
         conn = endpoint(server).connect()
-        schemas = {f"{database}.{t}": TableSchema.describe(conn, database, t) for t in tables}
+        schemas = {f"{database}.{t}": describe_table_schema(conn, database, t) for t in tables}
         conn.close()
     return read_changes(endpoint(server), start, end, schemas, selections, spec, **kwargs)
 
@@ -66,7 +70,7 @@ def read(server, database: str, start, end, tables: dict[str, str | None], schem
 def schemas_now(server, database: str, *tables: str) -> dict[str, TableSchema]:
     conn = endpoint(server).connect()
     try:
-        return {f"{database}.{t}": TableSchema.describe(conn, database, t) for t in tables}
+        return {f"{database}.{t}": describe_table_schema(conn, database, t) for t in tables}
     finally:
         conn.close()
 
@@ -169,7 +173,7 @@ def test_reread_is_identical_and_intervals_are_contiguous(mysql_server):
 
 def test_start_position_is_honoured_on_this_server(mysql_server):
     """Changes before ``start`` (same file, earlier in it) never appear. mysql-replication's MariaDB path
-    (is_mariadb=True, no GTID) would start at the first binlog and return them all (DESIGN.md §3.6)."""
+    (is_mariadb=True, no GTID) would start at the first binlog and return them all (docs/architecture.md: bounded reads)."""
     db = fresh_database(mysql_server, "t (id INT PRIMARY KEY)")
     mysql_server.execute("FLUSH BINARY LOGS")
     mysql_server.execute(f"INSERT INTO {db}.t VALUES (1), (2), (3)")  # in the start file, before start
@@ -455,7 +459,7 @@ def test_coordinate_of_another_server_raises(mysql_server, mysql_server_factory)
     start = coordinate(mysql_server)
     with pytest.raises(SourceChanged):
         read_changes(endpoint(other), start, start, schemas_now(mysql_server, db, "t"),
-                     {s.source_name: s for s in make_spec(db, {"t": None}).select_tables({db: ["t"]})},
+                     {s.source_name: s for s in select_tables(make_spec(db, {"t": None}), {db: ["t"]})},
                      make_spec(db, {"t": None}))  # fmt: skip
 
 
@@ -500,10 +504,10 @@ def test_every_type_changes_match_the_snapshot(mysql_server):
             elif after == "Y":
                 final[pk] = index
         images = log.take(pa.array([final[k] for k in sorted(final)]))
-        from airflow_provider_polar_mc.core.schema import plan_table
+        from airflow_provider_polar_mc.core.schema_plan import plan_table
 
         spec = make_spec(tv.DATABASE, {tv.TABLE: None})
-        selection = spec.select_tables({tv.DATABASE: [tv.TABLE]})[0]
+        selection = select_tables(spec, {tv.DATABASE: [tv.TABLE]})[0]
         plans = list(plan_table(spec, selection, schemas[key].as_source_table()).columns)
         snapshot = tv.read_snapshot(mysql_server, plans)
         for plan in plans:
@@ -522,7 +526,7 @@ def test_every_type_changes_match_the_snapshot(mysql_server):
 
 def test_fast_decoder_gives_the_library_values(mysql_server, monkeypatch):
     """rows_decoder handles these types itself; its rows must convert exactly like the library's."""
-    from airflow_provider_polar_mc.core import rows_decoder
+    from airflow_provider_polar_mc.core.binlog import rows_decoder
 
     decoded: list[int] = []
     original = rows_decoder.TableDecoder.rows

@@ -8,8 +8,11 @@ import uuid
 
 import pytest
 
-from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-from airflow_provider_polar_mc.core.chunking import (
+from airflow_provider_polar_mc.core.binlog.coordinates import capture, verify_readable
+from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
+from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.model import BinlogCoordinate
+from airflow_provider_polar_mc.core.source.chunking import (
     KeyRange,
     decode_key,
     encode_key,
@@ -17,8 +20,6 @@ from airflow_provider_polar_mc.core.chunking import (
     range_predicate,
     sql_literal,
 )
-from airflow_provider_polar_mc.core.coordinates import BinlogCoordinate, capture, verify_readable
-from airflow_provider_polar_mc.core.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.exceptions import BinlogUnavailable, SourceChanged
 
 pytestmark = pytest.mark.integration

@@ -588,11 +588,13 @@ def test_source_flags_and_seed_pass_the_precheck_with_minimal_grants(
     compose, mysql_server_factory, tmp_path, monkeypatch, capsys
 ):
     from airflow_provider_polar_mc.cli import main as polar_mc
-    from airflow_provider_polar_mc.core.binlog import TableSchema, read_changes
-    from airflow_provider_polar_mc.core.catalog import list_tables
-    from airflow_provider_polar_mc.core.coordinates import binary_logs, capture
+    from airflow_provider_polar_mc.core.binlog.coordinates import binary_logs, capture
+    from airflow_provider_polar_mc.core.binlog.reader import read_changes
     from airflow_provider_polar_mc.core.incremental import write_heartbeat
+    from airflow_provider_polar_mc.core.planning import describe_table_schema
     from airflow_provider_polar_mc.core.precheck import granted_global_privileges
+    from airflow_provider_polar_mc.core.selection import select_tables
+    from airflow_provider_polar_mc.core.source.catalog import list_tables
     from airflow_provider_polar_mc.emulator.cli import ACCESS_KEY_ENV_VAR, build_parser
     from airflow_provider_polar_mc.hooks import resolve
     from airflow_provider_polar_mc.sandbox.emulator import EmulatorProcess
@@ -646,7 +648,7 @@ def test_source_flags_and_seed_pass_the_precheck_with_minimal_grants(
             conn = endpoint.connect()
             try:
                 tables = {db: list_tables(conn, db) for db in spec.source.databases}
-                selections = {s.source_name: s for s in spec.select_tables(tables)}
+                selections = {s.source_name: s for s in select_tables(spec, tables)}
                 for entry in spec.objects:
                     assert any(name.startswith(entry.database + ".") for name in selections), entry
                 granted = granted_global_privileges(conn)
@@ -660,7 +662,7 @@ def test_source_flags_and_seed_pass_the_precheck_with_minimal_grants(
                 filtered = [name for name, s in selections.items() if s.filter]
                 key = (filtered or list(selections))[0]
                 database, table = key.split(".", 1)
-                schema = TableSchema.describe(conn, database, table)
+                schema = describe_table_schema(conn, database, table)
                 rows = server.execute(f"SELECT COUNT(*) FROM `{database}`.`{table}`")[0][0]
                 kept = server.execute(
                     f"SELECT COUNT(*) FROM `{database}`.`{table}` WHERE ({selections[key].filter or 'TRUE'})"

@@ -15,9 +15,9 @@ from decimal import Decimal
 
 import pytest
 
-from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
+from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
+from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.full_load import SNAPSHOT_KEY, SNAPSHOT_KIND, TABLE_KIND, group_tables
-from airflow_provider_polar_mc.core.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.operators.full_load import FullLoadOperator
 from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
 from tests.integration.test_values import (  # noqa: F401

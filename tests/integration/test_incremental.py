@@ -11,7 +11,7 @@ import uuid
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
+from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
 from airflow_provider_polar_mc.core.validate import compare_migration
 from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import load_spec

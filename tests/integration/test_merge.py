@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 
-from airflow_provider_polar_mc.core.maxcompute import DestColumn, MaxComputeDestination, TableDDL
-from airflow_provider_polar_mc.core.merge import MergeTarget, build_replica, up_to_partition_predicate
+from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.model import DestColumn, TableDDL
+from airflow_provider_polar_mc.core.replica.merge import MergeTarget, build_replica, up_to_partition_predicate
 
 pytestmark = pytest.mark.integration
 

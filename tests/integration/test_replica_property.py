@@ -27,10 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_polar_mc.core import intervals
-from airflow_provider_polar_mc.core.binlog import TableSchema, read_changes
-from airflow_provider_polar_mc.core.checkpoint import MaxComputeCheckpointStore
-from airflow_provider_polar_mc.core.coordinates import BinlogCoordinate
+from airflow_provider_polar_mc.core.binlog.reader import read_changes
+from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
+from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
 from airflow_provider_polar_mc.core.full_load import SNAPSHOT_KEY, SNAPSHOT_KIND, FullLoader
+from airflow_provider_polar_mc.core.model import BinlogCoordinate
 from airflow_provider_polar_mc.core.validate import _normalise
 from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import load_spec
@@ -468,7 +469,8 @@ BIG_ROWS = 50_000
 CHILD = """
 import datetime as dt, json, os, sys, time
 spec, mode, i = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-from airflow_provider_polar_mc.core import intervals, upload
+from airflow_provider_polar_mc.core import intervals
+from airflow_provider_polar_mc.core.destination import upload
 from airflow_provider_polar_mc.operators.incremental import IncrementalLoadOperator
 if mode == "mid_write":
     original = upload.TableUpload.write_block
@@ -523,7 +525,7 @@ def change_key(row) -> tuple:
 
 def read_range_reference(spec: dict, i_start: int, i_end: int) -> dict[str, list[dict]]:
     """One uninterrupted read of the recorded binlog range from the start of interval ``i_start`` to the
-    end of interval ``i_end``, by core/binlog.py, with the schemas recorded at the snapshot."""
+    end of interval ``i_end``, by core/binlog/reader.py, with the schemas recorded at the snapshot."""
     migration = load_spec(spec)
     store = store_of(spec)
     start_moment = FIRST + dt.timedelta(hours=i_start)
@@ -539,9 +541,10 @@ def read_range_reference(spec: dict, i_start: int, i_end: int) -> dict[str, list
         schemas = {n: TableSchema.from_dict(v) for n, v in intervals.done(store, start_moment)["schemas"].items()}
     endpoint = resolve.source_endpoint(migration)
     conn = endpoint.connect()
-    from airflow_provider_polar_mc.core.catalog import list_tables
+    from airflow_provider_polar_mc.core.selection import select_tables
+    from airflow_provider_polar_mc.core.source.catalog import list_tables
 
-    selections = {s.source_name: s for s in migration.select_tables({db: list_tables(conn, db) for db in migration.source.databases})}
+    selections = {s.source_name: s for s in select_tables(migration, {db: list_tables(conn, db) for db in migration.source.databases})}
     conn.close()
     changes = read_changes(endpoint, start, end, schemas, {n: selections[n] for n in schemas}, migration)
     return {name: c.rows.to_pylist() for name, c in changes.tables.items()}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_polar_mc.core.catalog import describe_tables, list_tables, server_info
-from airflow_provider_polar_mc.core.source import MySqlEndpoint
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
+from airflow_provider_polar_mc.core.source.catalog import describe_tables, list_tables, server_info
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,9 @@ import pytest
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from airflow_provider_polar_mc.core.catalog import describe_tables
-from airflow_provider_polar_mc.core.schema import ColumnPlan, source_column_type
+from airflow_provider_polar_mc.core.model import ColumnPlan
+from airflow_provider_polar_mc.core.schema_plan import source_column_type
+from airflow_provider_polar_mc.core.source.catalog import describe_tables
 from airflow_provider_polar_mc.core.typemap import map_type
 from airflow_provider_polar_mc.core.values import (
     TIMESTAMP_OUT_OF_RANGE,
@@ -250,7 +251,7 @@ def read_binlog_final_images(server, plans: list[ColumnPlan], start: tuple[str, 
         log_file=start[0],
         log_pos=start[1],
         blocking=False,
-        # is_mariadb stays False: with True and no GTID, 1.0.17 ignores log_file/log_pos (DESIGN §3.6).
+        # is_mariadb stays False: with True and no GTID, 1.0.17 ignores log_file/log_pos (docs/architecture.md: bounded reads).
     )
     images: dict[int, tuple[dict, dict]] = {}
     try:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_polar_mc.core.maxcompute import MaxComputeDestination
-from airflow_provider_polar_mc.core.source import MySqlEndpoint
+from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.validate import compare_migration
 from airflow_provider_polar_mc.sandbox.connections import maxcompute_connection, polardb_connection
 from airflow_provider_polar_mc.spec import MigrationSpec

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from airflow_provider_polar_mc.core.selection import missing_objects, select_tables, why_nothing_selected
 from airflow_provider_polar_mc.exceptions import ConfigError, SpecError, SpecProblem
 from airflow_provider_polar_mc.spec import (
     MigrationSpec,
@@ -300,7 +301,7 @@ def test_every_migration_type_combination(types: list[str], must_exist: bool, st
 
 def test_existing_tables_required_without_schema_migration():
     spec = MigrationSpec.from_dict(with_changes({"migration_types": ["full", "incremental"]}))
-    (selection,) = spec.select_tables({"shop": ["orders"]})
+    (selection,) = select_tables(spec, {"shop": ["orders"]})
     assert spec.existing_tables_required(selection) == ("orders_base", "orders_log")
     with_schema = MigrationSpec.from_dict(minimal())
     assert with_schema.existing_tables_required(selection) == ()
@@ -314,7 +315,7 @@ def test_select_all_tables_with_include_exclude_and_batch_rename():
         "objects": [{"database": "shop", "tables": "all", "include": ["order*", "Cust*"], "exclude": ["*_tmp"]}],
         "batch_rename": {"prefix": "ods_", "suffix": "_v1"},
     }))
-    selections = spec.select_tables({"shop": ["orders", "order_items", "orders_tmp", "customers", "logs"]})
+    selections = select_tables(spec, {"shop": ["orders", "order_items", "orders_tmp", "customers", "logs"]})
     assert [s.source_table for s in selections] == ["orders", "order_items", "customers"]
     first = selections[0]
     assert first.destination_table == "ods_orders_v1"
@@ -331,7 +332,7 @@ def test_select_explicit_tables_with_target_filter_columns_and_capitalization():
         "capitalization": "upper",
         "merge": {"replica_name": "{database}_{table}_replica"},
     }))
-    orders, items = spec.select_tables({"shop": ["Orders", "Items", "Other"]})
+    orders, items = select_tables(spec, {"shop": ["Orders", "Items", "Other"]})
     assert orders.destination_table == "sales_orders"  # stored lower case; target skips batch rename
     assert orders.base_table == "sales_orders_base"
     assert orders.replica_table == "shop_sales_orders_replica"
@@ -350,12 +351,12 @@ def test_select_reports_every_missing_object():
         "objects": [{"database": "shop", "tables": ["orders", "custmers"]}, {"database": "crm", "tables": "all"}],
     }))
     with pytest.raises(SpecError) as raised:
-        spec.select_tables({"shop": ["orders", "customers"]})
+        select_tables(spec, {"shop": ["orders", "customers"]})
     assert [(p.path, p.message) for p in raised.value.problems] == [
         ("objects[0].tables[1]", "table shop.custmers not found in the source; did you mean 'customers'?"),
         ("objects[1].database", "database 'crm' not found in the source"),
     ]
-    selected = spec.select_tables({"shop": ["orders", "customers"]}, missing="ignore")
+    selected = select_tables(spec, {"shop": ["orders", "customers"]}, missing="ignore")
     assert [s.source_name for s in selected] == ["shop.orders"]
 
 
@@ -366,13 +367,13 @@ def test_missing_databases_are_found_among_the_servers_databases():
                     {"database": "mysql", "tables": ["user"]}],
     }))
     server = ["information_schema", "mysql", "performance_schema", "shop", "sys"]
-    problems = spec.missing_objects({"mysql": ["user"]}, databases=server)
+    problems = missing_objects(spec, {"mysql": ["user"]}, databases=server)
     assert [(p.path, p.message) for p in problems] == [
         ("source.databases[0]", "database 'shpo' not found in the source; did you mean 'shop'?"),
         ("source.databases[1]", "database 'crm' not found in the source"),  # system databases are not suggested
     ]
     with pytest.raises(SpecError, match="does not match the source"):
-        spec.select_tables({"mysql": ["user"]}, databases=server)
+        select_tables(spec, {"mysql": ["user"]}, databases=server)
 
 
 def test_why_nothing_selected_names_the_entry_and_the_patterns():
@@ -383,8 +384,8 @@ def test_why_nothing_selected_names_the_entry_and_the_patterns():
                     {"database": "empty", "tables": "all"}],
     }))
     tables = {"shop": ["customers", "items"], "crm": ["tickets"], "empty": []}
-    assert spec.select_tables(tables) == []
-    assert [str(p) for p in spec.why_nothing_selected(tables)] == [
+    assert select_tables(spec, tables) == []
+    assert [str(p) for p in why_nothing_selected(spec, tables)] == [
         "objects[0].include: none of the 2 tables of shop (customers, items) matches ['order*']",
         "objects[1].exclude: ['*'] excludes every table of crm that include selects (tickets)",
         "objects[2].database: database 'empty' has no tables (base tables; views are not migrated)",
@@ -393,16 +394,16 @@ def test_why_nothing_selected_names_the_entry_and_the_patterns():
 
 def test_destination_names_follow_migration_types():
     full_only = MigrationSpec.from_dict(with_changes({"migration_types": ["schema", "full"]}))
-    assert full_only.select_tables({"shop": ["t"]})[0].destination_names == ("t_base",)
+    assert select_tables(full_only, {"shop": ["t"]})[0].destination_names == ("t_base",)
     everything = MigrationSpec.from_dict(minimal())
-    assert everything.select_tables({"shop": ["t"]})[0].destination_names == ("t_base", "t_log", "t")
+    assert select_tables(everything, {"shop": ["t"]})[0].destination_names == ("t_base", "t_log", "t")
     no_merge = MigrationSpec.from_dict(with_changes({"merge.enabled": False}))
-    assert no_merge.select_tables({"shop": ["t"]})[0].destination_names == ("t_base", "t_log")
+    assert select_tables(no_merge, {"shop": ["t"]})[0].destination_names == ("t_base", "t_log")
 
 
 def test_naming_findings_detect_collisions_between_databases():
     spec = MigrationSpec.from_dict(with_changes({"source.databases": ["shop", "crm"], "objects": DELETE}))
-    selections = spec.select_tables({"shop": ["orders"], "crm": ["Orders"]})
+    selections = select_tables(spec, {"shop": ["orders"], "crm": ["Orders"]})
     codes = {(f.code, f.name) for f in spec.naming_findings(selections)}
     assert ("table_name_collision", "orders_base") in codes
 
@@ -411,7 +412,7 @@ def test_table_selection_round_trips_through_json_dict():
     import json
 
     spec = MigrationSpec.from_yaml(EXAMPLE)
-    for selection in spec.select_tables({"shop": ["orders"], "crm": ["customers", "orders", "tickets"]}):
+    for selection in select_tables(spec, {"shop": ["orders"], "crm": ["customers", "orders", "tickets"]}):
         assert TableSelection.from_dict(json.loads(json.dumps(selection.to_dict()))) == selection
 
 
@@ -463,5 +464,5 @@ def test_the_heartbeat_table_is_never_selected():
     spec = MigrationSpec.from_dict(
         {"name": "hb", "source": {"databases": ["shop"]}, "heartbeat": {"enabled": True}}
     )
-    names = [s.source_table for s in spec.select_tables({"shop": ["orders", "polar_mc_heartbeat"]})]
+    names = [s.source_table for s in select_tables(spec, {"shop": ["orders", "polar_mc_heartbeat"]})]
     assert names == ["orders"]

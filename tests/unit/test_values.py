@@ -11,8 +11,8 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from airflow_provider_polar_mc.core.catalog import SourceColumn
-from airflow_provider_polar_mc.core.schema import ColumnPlan, source_column_type
+from airflow_provider_polar_mc.core.model import ColumnPlan, SourceColumn
+from airflow_provider_polar_mc.core.schema_plan import source_column_type
 from airflow_provider_polar_mc.core.typemap import MappingOptions, map_type
 from airflow_provider_polar_mc.core.values import (
     INVALID_JSON,

@@ -18,7 +18,7 @@ from odps.errors import ODPSError
 from odps.tunnel import TableTunnel
 from odps.tunnel.tabletunnel import TableUploadSession
 
-from airflow_provider_polar_mc.core.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.values import patch_pyodps_decimal_scale
 
 log = logging.getLogger(__name__)

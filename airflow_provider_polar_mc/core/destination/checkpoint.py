@@ -1,9 +1,10 @@
 """Durable migration state, kept in MaxCompute next to the data.
 
-Why MaxCompute and not Airflow's metadata database or XCom: the state must survive retries, cleared
-task instances, workers on other machines and a rebuilt Airflow metadata database (DESIGN.md §8); the
-destination project is the one store every run of the migration already depends on. Losing it would
-mean losing the coordinate that ties the base to the log, so it lives where the data lives.
+Why MaxCompute and not Airflow's metadata database or XCom: the state must survive retries, cleared task
+instances, workers on other machines and a rebuilt Airflow metadata database (docs/architecture.md: the
+checkpoint store); the destination project is the one store every run of the migration already depends
+on. Losing it would mean losing the coordinate that ties the base to the log, so it lives where the data
+lives.
 
 The store is one table (default ``polar_mc_state``) partitioned by migration name. Every write appends
 one row through its own Tunnel upload session, and a Tunnel commit is atomic, so a row is either
@@ -25,7 +26,9 @@ from typing import Any, Protocol
 
 from odps.models import Record
 
-from .maxcompute import DestColumn, MaxComputeDestination, TableDDL, quote_string
+from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.model import DestColumn, TableDDL
 
 STATE_TABLE_DDL_COLUMNS = (
     DestColumn("kind", "string", "what the key names: full_load, interval, ..."),
@@ -114,7 +117,7 @@ class MaxComputeCheckpointStore:
         self._ensured = True
 
     def _partition(self) -> str:
-        return f"migration={quote_string(self.migration)}"
+        return f"migration={sqltext.mc_string(self.migration)}"
 
     def _append(self, kind: str, key: str, value: Mapping[str, Any]) -> None:
         self._ensure_table()

@@ -3,7 +3,7 @@
 A coordinate is (binlog file, position) at a transaction boundary, with the GTID state where the server
 has one and the server's identity, so that a coordinate taken on one server is never silently applied
 to another (a RESET MASTER or a failover to a server with other binlogs must fail loudly, not read as
-"no changes"). Coordinates order changes; clocks do not (DESIGN.md §3.1).
+"no changes"). Coordinates order changes; clocks do not (docs/architecture.md: coordinates, not clocks).
 
 MySQL and MariaDB differ here, and both are handled:
 
@@ -17,45 +17,12 @@ MySQL and MariaDB differ here, and both are handled:
 
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import pymysql
 
+from airflow_provider_polar_mc.core.model import BinlogCoordinate
 from airflow_provider_polar_mc.exceptions import BinlogUnavailable, SourceChanged
-
-
-@dataclass(frozen=True)
-class BinlogCoordinate:
-    log_file: str
-    log_pos: int
-    gtid: str = ""
-    server_id: int = 0
-    server_uuid: str = ""
-    captured_at: float = 0.0  # source clock (UNIX_TIMESTAMP), for latency and messages only
-
-    @property
-    def file_index(self) -> int:
-        """The numeric suffix of the binlog file (mysql-bin.000042 -> 42)."""
-        m = re.search(r"\.(\d+)$", self.log_file)
-        if not m:
-            raise ValueError(f"binlog file name without a numeric suffix: {self.log_file!r}")
-        return int(m.group(1))
-
-    def key(self) -> tuple[int, int]:
-        """Total order of coordinates on one server."""
-        return (self.file_index, self.log_pos)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BinlogCoordinate:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-
-    def __str__(self) -> str:
-        return f"{self.log_file}:{self.log_pos}" + (f" (gtid {self.gtid})" if self.gtid else "")
 
 
 def _status_row(cur: pymysql.cursors.Cursor) -> dict[str, Any]:

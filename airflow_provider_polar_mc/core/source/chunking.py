@@ -18,13 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pymysql
-from pymysql.converters import escape_item
+
+from airflow_provider_polar_mc.core import sqltext
 
 KeyValue = tuple[Any, ...]
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def encode_key(values: KeyValue | None) -> list[Any] | None:
@@ -95,10 +92,10 @@ def _compare(key: Sequence[str], values: KeyValue, op: str, literal: Callable[[A
     strict = op == ">"
     terms = []
     for i, column in enumerate(key):
-        eq = [f"{_quote(key[j])} = {literal(values[j])}" for j in range(i)]
+        eq = [f"{sqltext.quote_mysql_name(key[j])} = {literal(values[j])}" for j in range(i)]
         last = i == len(key) - 1
         cmp = (">" if strict else "<=") if last else (">" if strict else "<")
-        terms.append("(" + " AND ".join([*eq, f"{_quote(column)} {cmp} {literal(values[i])}"]) + ")")
+        terms.append("(" + " AND ".join([*eq, f"{sqltext.quote_mysql_name(column)} {cmp} {literal(values[i])}"]) + ")")
     return "(" + " OR ".join(terms) + ")"
 
 
@@ -112,20 +109,12 @@ def range_predicate(key: Sequence[str], r: KeyRange, literal: Callable[[Any], st
 
 
 def sql_literal(charset: str = "utf8mb4") -> Callable[[Any], str]:
-    """Render a key value as a SQL literal (for readers that take no bind parameters).
-
-    Strings are escaped with backslashes, as pymysql does; servers running with the
-    NO_BACKSLASH_ESCAPES sql_mode are not supported for string keys.
-    """
+    """Render a key value as a SQL literal (for readers that take no bind parameters): through
+    ``sqltext.mysql_literal``, so strings are hex literals in ``charset`` and mean the same under any
+    ``sql_mode`` (``NO_BACKSLASH_ESCAPES`` included)."""
 
     def literal(value: Any) -> str:
-        if isinstance(value, (bytes, bytearray)):
-            return "X'" + bytes(value).hex() + "'"
-        if isinstance(value, dt.datetime):
-            return "'" + value.isoformat(sep=" ") + "'"
-        if isinstance(value, (dt.date, decimal.Decimal)):
-            return "'" + str(value) + "'"
-        return escape_item(value, charset)
+        return sqltext.mysql_literal(value, charset)
 
     return literal
 
@@ -142,8 +131,8 @@ def plan_ranges(
     the last one: the final range is open-ended)."""
     if not key:
         raise ValueError(f"{database}.{table} has no key to split on")
-    cols = ", ".join(_quote(c) for c in key)
-    order = ", ".join(_quote(c) for c in key)
+    cols = ", ".join(sqltext.quote_mysql_name(c) for c in key)
+    order = ", ".join(sqltext.quote_mysql_name(c) for c in key)
     literal = sql_literal()
     bounds: list[KeyValue] = []
     last: KeyValue | None = None
@@ -151,7 +140,7 @@ def plan_ranges(
         while True:
             where = f"WHERE {_compare(key, last, '>', literal)}" if last is not None else ""
             cur.execute(
-                f"SELECT {cols} FROM {_quote(database)}.{_quote(table)} {where} ORDER BY {order} "
+                f"SELECT {cols} FROM {sqltext.quote_mysql_table(database, table)} {where} ORDER BY {order} "
                 f"LIMIT 1 OFFSET {int(chunk_rows) - 1}"
             )
             row = cur.fetchone()

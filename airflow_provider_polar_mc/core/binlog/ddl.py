@@ -16,101 +16,13 @@ parentheses, plus a clause classifier. Pure functions, no database needed.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from .catalog import SourceColumn
+from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core.model import SourceColumn
+from airflow_provider_polar_mc.core.sqltext import Token
 
 # --- tokens -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Token:
-    text: str  # identifiers unquoted; keywords as written
-    kind: str  # word | quoted_name | string | number | symbol
-
-    @property
-    def upper(self) -> str:
-        return self.text.upper() if self.kind == "word" else ""
-
-
-_EXECUTABLE_COMMENT = re.compile(r"/\*(?:!|M!)\d{0,6}")
-
-
-def strip_comments(statement: str) -> str:
-    """The statement without comments; executable comments keep their content (MySQL runs it)."""
-    out: list[str] = []
-    i, n = 0, len(statement)
-    quote: str | None = None
-    in_executable = False
-    while i < n:
-        c = statement[i]
-        if quote:
-            out.append(c)
-            if c == "\\" and quote != "`" and i + 1 < n:
-                out.append(statement[i + 1])
-                i += 2
-                continue
-            if c == quote:
-                quote = None
-            i += 1
-            continue
-        if c in "'\"`":
-            quote = c
-            out.append(c)
-            i += 1
-        elif statement.startswith("/*", i):
-            executable = _EXECUTABLE_COMMENT.match(statement, i)
-            if executable:
-                in_executable = True
-                out.append(" ")
-                i = executable.end()
-            else:
-                end = statement.find("*/", i + 2)
-                i = n if end < 0 else end + 2
-                out.append(" ")
-        elif in_executable and statement.startswith("*/", i):
-            in_executable = False
-            out.append(" ")
-            i += 2
-        elif c == "#" or (statement.startswith("--", i) and (i + 2 >= n or statement[i + 2] in " \t\r\n")):
-            end = statement.find("\n", i)
-            i = n if end < 0 else end
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<quoted_name>`(?:[^`]|``)*`)
-      | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
-      | (?P<number>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
-      | (?P<word>[A-Za-z0-9_$\u0080-\uffff]+)
-      | (?P<symbol>[(),.;=]|[^\sA-Za-z0-9_$])
-    )""",
-    re.VERBOSE | re.DOTALL,
-)
-
-
-def tokenize(statement: str) -> list[Token]:
-    text = strip_comments(statement)
-    tokens: list[Token] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise ValueError(f"cannot tokenize DDL near {text[pos:pos + 30]!r}")
-        kind = m.lastgroup or "symbol"
-        value = m.group(kind)
-        if kind == "quoted_name":
-            value = value[1:-1].replace("``", "`")
-        tokens.append(Token(value, kind))
-        pos = m.end()
-    return tokens
 
 
 def _split_top_level(tokens: list[Token], separator: str = ",") -> list[list[Token]]:
@@ -131,7 +43,7 @@ def _split_top_level(tokens: list[Token], separator: str = ",") -> list[list[Tok
 def _render(tokens: list[Token]) -> str:
     out: list[str] = []
     for token in tokens:
-        text = f"`{token.text}`" if token.kind == "quoted_name" else token.text
+        text = sqltext.quote_mysql_name(token.text) if token.kind == "quoted_name" else token.text
         if out and (token.text in (")", ",", ".") or out[-1] in ("(", ".")):
             out[-1] += text
         else:
@@ -190,7 +102,7 @@ def parse_ddl(statement: str) -> ParsedDDL:
     head = statement.lstrip()[:16].upper()
     if head.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "XA ")):
         return ParsedDDL(statement)
-    tokens = tokenize(statement)
+    tokens = sqltext.tokenize_mysql(statement)
     if not tokens or tokens[0].upper not in _DDL_VERBS:
         return ParsedDDL(statement)
     verb = tokens[0].upper

@@ -9,9 +9,11 @@ exactly what schema migration will run.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from odps import ODPS
+
+from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core.model import DestColumn, TableDDL
 
 # MaxCompute 2.0 types (TINYINT, SMALLINT, INT, FLOAT, VARCHAR, TIMESTAMP, BINARY, DECIMAL(p,s) ...)
 # need the 2.0 type system switched on for the statement; harmless where it already is.
@@ -21,41 +23,16 @@ TYPE_SYSTEM_HINTS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class DestColumn:
-    name: str
-    type: str  # MaxCompute type spelling, e.g. "decimal(20,0)"
-    comment: str = ""
-
-
-@dataclass(frozen=True)
-class TableDDL:
-    name: str
-    columns: tuple[DestColumn, ...]
-    partition_columns: tuple[DestColumn, ...] = ()
-    comment: str = ""
-    lifecycle: int | None = None
-
-
-def _quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def quote_string(value: str) -> str:
-    """A MaxCompute SQL string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def render_create_table(ddl: TableDDL, *, if_not_exists: bool = True) -> str:
     def col(c: DestColumn) -> str:
-        text = f"  {_quote_ident(c.name)} {c.type}"
-        return text + (f" COMMENT {quote_string(c.comment)}" if c.comment else "")
+        text = f"  {sqltext.quote_mc_name(c.name)} {c.type}"
+        return text + (f" COMMENT {sqltext.mc_string(c.comment)}" if c.comment else "")
 
-    lines = [f"CREATE TABLE {'IF NOT EXISTS ' if if_not_exists else ''}{_quote_ident(ddl.name)} ("]
+    lines = [f"CREATE TABLE {'IF NOT EXISTS ' if if_not_exists else ''}{sqltext.quote_mc_name(ddl.name)} ("]
     lines.append(",\n".join(col(c) for c in ddl.columns))
     lines.append(")")
     if ddl.comment:
-        lines.append(f"COMMENT {quote_string(ddl.comment)}")
+        lines.append(f"COMMENT {sqltext.mc_string(ddl.comment)}")
     if ddl.partition_columns:
         lines.append("PARTITIONED BY (" + ", ".join(col(c).strip() for c in ddl.partition_columns) + ")")
     if ddl.lifecycle:
@@ -65,10 +42,10 @@ def render_create_table(ddl: TableDDL, *, if_not_exists: bool = True) -> str:
 
 def render_add_columns(table: str, columns: Sequence[DestColumn]) -> str:
     cols = ", ".join(
-        f"{_quote_ident(c.name)} {c.type}" + (f" COMMENT {quote_string(c.comment)}" if c.comment else "")
+        f"{sqltext.quote_mc_name(c.name)} {c.type}" + (f" COMMENT {sqltext.mc_string(c.comment)}" if c.comment else "")
         for c in columns
     )
-    return f"ALTER TABLE {_quote_ident(table)} ADD COLUMNS ({cols});"
+    return f"ALTER TABLE {sqltext.quote_mc_name(table)} ADD COLUMNS ({cols});"
 
 
 class MaxComputeDestination:
@@ -104,7 +81,7 @@ class MaxComputeDestination:
             self.execute(render_add_columns(table, columns))
 
     def drop_table(self, name: str, *, if_exists: bool = True) -> None:
-        self.execute(f"DROP TABLE {'IF EXISTS ' if if_exists else ''}{_quote_ident(name)};")
+        self.execute(f"DROP TABLE {'IF EXISTS ' if if_exists else ''}{sqltext.quote_mc_name(name)};")
 
     # -- SQL -----------------------------------------------------------------------------------
     def execute(self, sql: str, hints: Mapping[str, str] | None = None):

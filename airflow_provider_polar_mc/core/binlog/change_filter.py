@@ -22,8 +22,9 @@ from typing import Any
 
 import pymysql
 
-from .catalog import SourceColumn
-from .values import _repair_negative_time, format_time, set_members
+from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core.model import SourceColumn
+from airflow_provider_polar_mc.core.values import _repair_negative_time, format_time, set_members
 
 # Keep each statement well under the default max_allowed_packet (MariaDB 16 MiB, MySQL 64 MiB).
 MAX_STATEMENT_BYTES = 4 * 1024 * 1024
@@ -36,13 +37,9 @@ _SPATIAL = frozenset({
 })  # fmt: skip
 
 
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def _text_literal(text: str, charset: str | None, collation: str | None) -> str:
     # Hex keeps any byte sequence safe from the connection's escaping rules and sql_mode.
-    literal = "_utf8mb4 X'" + text.encode("utf-8").hex() + "'"
+    literal = sqltext.mysql_text(text)
     charset = (charset or "utf8mb4").lower()
     if charset not in ("utf8mb4", "binary"):
         literal = f"CONVERT({literal} USING {charset})"
@@ -80,11 +77,11 @@ def sql_literal(column: SourceColumn, value: Any, collation: str | None = None) 
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, dt.datetime):
-        return f"CAST('{value.isoformat(sep=' ')}' AS DATETIME(6))"
+        return f"CAST({sqltext.mysql_text(value.isoformat(sep=' '))} AS DATETIME(6))"
     if isinstance(value, dt.date):
         return f"DATE'{value.isoformat()}'"
     if isinstance(value, dt.timedelta):
-        return f"CAST('{format_time(_repair_negative_time(value), 6)}' AS TIME(6))"
+        return f"CAST({sqltext.mysql_text(format_time(_repair_negative_time(value), 6))} AS TIME(6))"
     if isinstance(value, (set, frozenset)):
         order = set_members(column.column_type)
         value = ",".join(member for member in order if member in value)
@@ -97,11 +94,11 @@ def sql_literal(column: SourceColumn, value: Any, collation: str | None = None) 
         width = _fixed_width(column)
         if width:
             data = data.ljust(width, b"\x00")
-        return "X'" + data.hex() + "'" if data else "''"
+        return sqltext.mysql_bytes(data)
     if isinstance(value, str):
         if data_type in _TEXT and (column.character_set or "").lower() != "binary":
             return _text_literal(value, column.character_set, collation)
-        return "X'" + value.encode("utf-8").hex() + "'"
+        return sqltext.mysql_bytes(value.encode("utf-8"))
     return _text_literal(str(value), None, None)
 
 
@@ -124,7 +121,7 @@ def matching_images(
 ) -> set[int]:
     """Indexes of the row images (column name -> value) for which ``filter_expression`` is TRUE."""
     collations = {k.lower(): v for k, v in (collations or {}).items()}
-    names = [(c, _quoted(c.name), collations.get(c.name.lower())) for c in columns]
+    names = [(c, sqltext.quote_mysql_name(c.name), collations.get(c.name.lower())) for c in columns]
     matched: set[int] = set()
     selects: list[str] = []
     size = 0

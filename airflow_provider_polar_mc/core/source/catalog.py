@@ -9,72 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
 
-
-@dataclass(frozen=True)
-class SourceColumn:
-    name: str
-    ordinal: int
-    data_type: str  # lower-case DATA_TYPE, e.g. "bigint"
-    column_type: str  # full COLUMN_TYPE, e.g. "bigint(20) unsigned"
-    nullable: bool
-    numeric_precision: int | None = None
-    numeric_scale: int | None = None
-    datetime_precision: int | None = None
-    character_set: str | None = None
-    generated: bool = False  # virtual/stored generated column
-
-    @property
-    def unsigned(self) -> bool:
-        return "unsigned" in self.column_type.lower()
-
-
-@dataclass(frozen=True)
-class SourceTable:
-    database: str
-    name: str
-    columns: tuple[SourceColumn, ...]
-    primary_key: tuple[str, ...] = ()
-    not_null_unique_keys: tuple[tuple[str, ...], ...] = ()
-    engine: str | None = None
-    estimated_rows: int = 0
-    data_bytes: int = 0
-    charset: str | None = None
-
-    @property
-    def key_columns(self) -> tuple[str, ...]:
-        """The columns identifying a row: the primary key, else the first NOT NULL unique key, else ()."""
-        if self.primary_key:
-            return self.primary_key
-        return self.not_null_unique_keys[0] if self.not_null_unique_keys else ()
-
-    def column(self, name: str) -> SourceColumn | None:
-        lname = name.lower()
-        return next((c for c in self.columns if c.name.lower() == lname), None)
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    version: str
-    is_mariadb: bool
-    is_polardb: bool
-    server_id: int
-    server_uuid: str | None  # MySQL/PolarDB; MariaDB has none (identity = server_id + first binlog)
-    log_bin: bool
-    binlog_format: str | None
-    binlog_row_image: str | None
-    binlog_row_metadata: str | None
-    retention_seconds: int | None  # 0 = never purged; None = unknown
-    gtid_mode: str | None
-    variables: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def flavor(self) -> str:
-        return "polardb" if self.is_polardb else "mariadb" if self.is_mariadb else "mysql"
+from airflow_provider_polar_mc.core.model import ServerInfo, SourceColumn, SourceTable
 
 
 def _rows(conn: pymysql.Connection, sql: str, args: Sequence[Any] | None = None) -> list[tuple]:
@@ -264,3 +203,14 @@ def describe_selected(conn: pymysql.Connection, tables: Iterable[tuple[str, str]
     for database, names in by_database.items():
         described.update({f"{database}.{n}": t for n, t in describe_tables(conn, database, names).items()})
     return described
+
+
+def column_collations(conn: pymysql.Connection, database: str, table: str) -> dict[str, str]:
+    """Column name -> collation for the table's columns that have one."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLLATION_NAME IS NOT NULL",
+            (database, table),
+        )
+        return {name: collation for name, collation in cur.fetchall()}

@@ -1,9 +1,10 @@
 """How the core reaches the source database, without Airflow.
 
 :class:`MySqlEndpoint` is everything needed to open a session: the hook builds it from an Airflow
-connection, tests and benchmarks build it directly. Every session runs in UTC so TIMESTAMP values
-read by the full load match what the binary log carries (DESIGN.md §3.8). The same endpoint feeds
-pymysql, mysql-replication and the command-line client, so no caller needs to know driver details.
+connection, tests and benchmarks build it directly. Every session runs in UTC so TIMESTAMP values read
+by the full load match what the binary log carries (docs/architecture.md: same values on both paths).
+The same endpoint feeds pymysql, mysql-replication and the command-line client, so no caller needs to
+know driver details.
 """
 
 from __future__ import annotations

@@ -13,11 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from airflow_provider_polar_mc.core.maxcompute import DestColumn, MaxComputeDestination, TableDDL
-
-
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core.model import DestColumn, SqlDestination, TableDDL
 
 
 @dataclass(frozen=True)
@@ -36,25 +33,26 @@ def up_to_partition_predicate(columns: Sequence[str], values: Sequence[str]) -> 
     zero-padded strings, so string order is time order)."""
     terms = []
     for i, column in enumerate(columns):
-        equal = [f"{_q(columns[j])} = '{values[j]}'" for j in range(i)]
+        equal = [f"{sqltext.quote_mc_name(columns[j])} = {sqltext.mc_string(values[j])}" for j in range(i)]
         last = i == len(columns) - 1
-        terms.append("(" + " AND ".join([*equal, f"{_q(column)} {'<=' if last else '<'} '{values[i]}'"]) + ")")
+        bound = f"{sqltext.quote_mc_name(column)} {'<=' if last else '<'} {sqltext.mc_string(values[i])}"
+        terms.append("(" + " AND ".join([*equal, bound]) + ")")
     return "(" + " OR ".join(terms) + ")"
 
 
 def merge_sql(target: MergeTarget, data_columns: Sequence[str], partition_values: Sequence[str]) -> str:
-    cols = ", ".join(_q(c) for c in data_columns)
-    keys = ", ".join(_q(c) for c in target.key_columns)
-    rid, after = _q(target.record_id), _q(target.after_flag)
+    cols = ", ".join(sqltext.quote_mc_name(c) for c in data_columns)
+    keys = ", ".join(sqltext.quote_mc_name(c) for c in target.key_columns)
+    rid, after = sqltext.quote_mc_name(target.record_id), sqltext.quote_mc_name(target.after_flag)
     return (
-        f"INSERT OVERWRITE TABLE {_q(target.replica_table)}\n"
+        f"INSERT OVERWRITE TABLE {sqltext.quote_mc_name(target.replica_table)}\n"
         f"SELECT {cols} FROM (\n"
         f"  SELECT {cols}, {after} AS merge_after_flag,\n"
         f"         ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {rid} DESC, {after} DESC) AS merge_rank\n"
         f"  FROM (\n"
-        f"    SELECT {cols}, CAST(0 AS BIGINT) AS {rid}, 'Y' AS {after} FROM {_q(target.base_table)}\n"
+        f"    SELECT {cols}, CAST(0 AS BIGINT) AS {rid}, 'Y' AS {after} FROM {sqltext.quote_mc_name(target.base_table)}\n"
         f"    UNION ALL\n"
-        f"    SELECT {cols}, {rid}, {after} FROM {_q(target.log_table)}\n"
+        f"    SELECT {cols}, {rid}, {after} FROM {sqltext.quote_mc_name(target.log_table)}\n"
         f"    WHERE {up_to_partition_predicate(target.partition_columns, partition_values)}\n"
         f"  ) merge_rows\n"
         f") ranked\n"
@@ -62,7 +60,7 @@ def merge_sql(target: MergeTarget, data_columns: Sequence[str], partition_values
     )
 
 
-def ensure_replica(destination: MaxComputeDestination, target: MergeTarget, comment: str) -> list[str]:
+def ensure_replica(destination: SqlDestination, target: MergeTarget, comment: str) -> list[str]:
     """Create the replica with the base table's columns, or add the base's newer columns to it.
     Returns the data columns (the base table's, in order)."""
     base = destination.describe(target.base_table)
@@ -78,7 +76,7 @@ def ensure_replica(destination: MaxComputeDestination, target: MergeTarget, comm
     return [c.name for c in base.columns]
 
 
-def build_replica(destination: MaxComputeDestination, target: MergeTarget, partition_values: Sequence[str], comment: str) -> str:
+def build_replica(destination: SqlDestination, target: MergeTarget, partition_values: Sequence[str], comment: str) -> str:
     """(Re)build the replica as of the interval whose partition values are given; returns the SQL run."""
     columns = ensure_replica(destination, target, comment)
     sql = merge_sql(target, columns, partition_values)

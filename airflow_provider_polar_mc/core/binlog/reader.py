@@ -1,7 +1,8 @@
 """The bounded binlog reader: the changes between two coordinates as DTS change rows, per table.
 
-:func:`read_changes` reads exactly the events in ``(start, end]`` (DESIGN.md §3) and returns, for
-every requested table, its change rows in the ``_log`` layout and its schema at ``end``.
+:func:`read_changes` reads exactly the events in ``(start, end]`` (docs/architecture.md: bounded reads)
+and returns, for every requested table, its change rows in the ``_log`` layout and its schema at
+``end``.
 
 How it stays exact
 ------------------
@@ -45,17 +46,17 @@ import numpy as np
 import pyarrow as pa
 import pymysql
 
+from airflow_provider_polar_mc.core.binlog.change_filter import matching_images
+from airflow_provider_polar_mc.core.binlog.coordinates import capture, verify_readable
+from airflow_provider_polar_mc.core.binlog.ddl import AddedColumn, TableDDL, parse_ddl
+from airflow_provider_polar_mc.core.binlog.rows_decoder import TableDecoder, table_decoder
+from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
+from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan
+from airflow_provider_polar_mc.core.schema_plan import plan_table
+from airflow_provider_polar_mc.core.values import convert_binlog_values, destination_arrow_type
 from airflow_provider_polar_mc.exceptions import BinlogUnavailable, UnsupportedDDL, UnsupportedType
 from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
-
-from .catalog import SourceColumn, SourceTable, describe_tables
-from .change_filter import matching_images
-from .coordinates import BinlogCoordinate, capture, verify_readable
-from .ddl import AddedColumn, TableDDL, parse_ddl
-from .rows_decoder import TableDecoder, table_decoder
-from .schema import ColumnPlan, plan_table
-from .source import MySqlEndpoint
-from .values import convert_binlog_values, destination_arrow_type
 
 MAX_FILE_INDEX = 2**31 - 1
 MAX_POSITION = 2**32 - 1
@@ -73,120 +74,6 @@ class ReaderError(BinlogUnavailable):
     """The binlog stream did not behave as a bounded read requires (start position not honoured, end
     of stream before the end coordinate, positions out of the record_id's range). Retrying the same
     read may help only if the cause was transient; the message says which."""
-
-
-# --- the tracked schema ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TableSchema:
-    """One source table's columns and key columns at a coordinate (JSON-safe via to_dict/from_dict).
-
-    ``collations`` (column name -> collation, optional) lets filters compare text the way the column
-    does; ``default_charset`` is the table's, for columns added later without an explicit one.
-    """
-
-    database: str
-    table: str
-    columns: tuple[SourceColumn, ...]
-    key_columns: tuple[str, ...] = ()
-    default_charset: str | None = None
-    collations: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return f"{self.database}.{self.table}"
-
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
-
-    def column(self, name: str) -> SourceColumn | None:
-        lowered = name.lower()
-        return next((c for c in self.columns if c.name.lower() == lowered), None)
-
-    @classmethod
-    def from_source_table(cls, table: SourceTable, collations: Mapping[str, str] | None = None) -> TableSchema:
-        return cls(
-            database=table.database,
-            table=table.name,
-            columns=tuple(table.columns),
-            key_columns=tuple(table.key_columns),
-            default_charset=table.charset,
-            collations=dict(collations or {}),
-        )
-
-    @classmethod
-    def describe(cls, conn: pymysql.Connection, database: str, table: str) -> TableSchema:
-        """The table's schema now, with collations (call it at the coordinate the schema belongs to:
-        the full load's snapshot)."""
-        described = describe_tables(conn, database, [table])
-        if table not in described:
-            raise ValueError(f"table {database}.{table} not found in the source")
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS"
-                " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLLATION_NAME IS NOT NULL",
-                (database, table),
-            )
-            collations = {name: collation for name, collation in cur.fetchall()}
-        return cls.from_source_table(described[table], collations)
-
-    def as_source_table(self) -> SourceTable:
-        primary = self.key_columns
-        return SourceTable(self.database, self.table, self.columns, primary_key=primary, charset=self.default_charset)
-
-    def with_added_column(self, added: AddedColumn) -> TableSchema:
-        """The schema after one ``ADD COLUMN`` (position FIRST / AFTER x / last)."""
-        column = added.column
-        if column.data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"):
-            if column.character_set is None:
-                column = replace(column, character_set=self.default_charset or "utf8mb4")
-        columns = list(self.columns)
-        if added.first:
-            index = 0
-        elif added.after is not None:
-            names = [c.name.lower() for c in columns]
-            if added.after.lower() not in names:
-                raise ValueError(f"AFTER {added.after}: no such column in {self.name}")
-            index = names.index(added.after.lower()) + 1
-        else:
-            index = len(columns)
-        columns.insert(index, column)
-        renumbered = tuple(replace(c, ordinal=i + 1) for i, c in enumerate(columns))
-        collations = dict(self.collations)
-        if added.collation:
-            collations[column.name] = added.collation
-        return replace(self, columns=renumbered, collations=collations)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "database": self.database,
-            "table": self.table,
-            "columns": [
-                {
-                    "name": c.name, "ordinal": c.ordinal, "data_type": c.data_type, "column_type": c.column_type,
-                    "nullable": c.nullable, "numeric_precision": c.numeric_precision,
-                    "numeric_scale": c.numeric_scale, "datetime_precision": c.datetime_precision,
-                    "character_set": c.character_set, "generated": c.generated,
-                }
-                for c in self.columns
-            ],
-            "key_columns": list(self.key_columns),
-            "default_charset": self.default_charset,
-            "collations": dict(self.collations),
-        }  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TableSchema:
-        return cls(
-            database=data["database"],
-            table=data["table"],
-            columns=tuple(SourceColumn(**c) for c in data["columns"]),
-            key_columns=tuple(data.get("key_columns") or ()),
-            default_charset=data.get("default_charset"),
-            collations=dict(data.get("collations") or {}),
-        )
 
 
 # --- results ----------------------------------------------------------------------------------------

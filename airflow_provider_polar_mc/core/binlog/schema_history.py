@@ -1,0 +1,113 @@
+"""Schema history: one source table's columns as of a binlog coordinate, tracked through DDL.
+
+Rows are decoded against the schema in force when they were written, never today's
+``information_schema``: the history starts from the schema recorded at the full load's snapshot (or at
+the end of the previous interval) and :meth:`TableSchema.with_added_column` follows every ``ADD
+COLUMN`` the reader meets. ``TableSchema`` is JSON-safe (``to_dict``/``from_dict``) so the checkpoint
+store can keep it per interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from airflow_provider_polar_mc.core.binlog.ddl import AddedColumn
+from airflow_provider_polar_mc.core.model import SourceColumn, SourceTable
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """One source table's columns and key columns at a coordinate (JSON-safe via to_dict/from_dict).
+
+    ``collations`` (column name -> collation, optional) lets filters compare text the way the column
+    does; ``default_charset`` is the table's, for columns added later without an explicit one.
+    """
+
+    database: str
+    table: str
+    columns: tuple[SourceColumn, ...]
+    key_columns: tuple[str, ...] = ()
+    default_charset: str | None = None
+    collations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.database}.{self.table}"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> SourceColumn | None:
+        lowered = name.lower()
+        return next((c for c in self.columns if c.name.lower() == lowered), None)
+
+    @classmethod
+    def from_source_table(cls, table: SourceTable, collations: Mapping[str, str] | None = None) -> TableSchema:
+        return cls(
+            database=table.database,
+            table=table.name,
+            columns=tuple(table.columns),
+            key_columns=tuple(table.key_columns),
+            default_charset=table.charset,
+            collations=dict(collations or {}),
+        )
+
+    def as_source_table(self) -> SourceTable:
+        primary = self.key_columns
+        return SourceTable(self.database, self.table, self.columns, primary_key=primary, charset=self.default_charset)
+
+    def with_added_column(self, added: AddedColumn) -> TableSchema:
+        """The schema after one ``ADD COLUMN`` (position FIRST / AFTER x / last)."""
+        column = added.column
+        if column.data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"):
+            if column.character_set is None:
+                column = replace(column, character_set=self.default_charset or "utf8mb4")
+        columns = list(self.columns)
+        if added.first:
+            index = 0
+        elif added.after is not None:
+            names = [c.name.lower() for c in columns]
+            if added.after.lower() not in names:
+                raise ValueError(f"AFTER {added.after}: no such column in {self.name}")
+            index = names.index(added.after.lower()) + 1
+        else:
+            index = len(columns)
+        columns.insert(index, column)
+        renumbered = tuple(replace(c, ordinal=i + 1) for i, c in enumerate(columns))
+        collations = dict(self.collations)
+        if added.collation:
+            collations[column.name] = added.collation
+        return replace(self, columns=renumbered, collations=collations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "table": self.table,
+            "columns": [
+                {
+                    "name": c.name, "ordinal": c.ordinal, "data_type": c.data_type, "column_type": c.column_type,
+                    "nullable": c.nullable, "numeric_precision": c.numeric_precision,
+                    "numeric_scale": c.numeric_scale, "datetime_precision": c.datetime_precision,
+                    "character_set": c.character_set, "generated": c.generated,
+                }
+                for c in self.columns
+            ],
+            "key_columns": list(self.key_columns),
+            "default_charset": self.default_charset,
+            "collations": dict(self.collations),
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TableSchema:
+        return cls(
+            database=data["database"],
+            table=data["table"],
+            columns=tuple(SourceColumn(**c) for c in data["columns"]),
+            key_columns=tuple(data.get("key_columns") or ()),
+            default_charset=data.get("default_charset"),
+            collations=dict(data.get("collations") or {}),
+        )
+
