@@ -34,6 +34,9 @@ ensure_venv() {
     echo "bootstrap: installing the project and its dev/emulator extras into $VENV" >&2
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
     "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+    # setuptools leaves a second copy of the package metadata in the checkout; with the checkout on
+    # sys.path Airflow would then load the provider's plugin twice ("already registered").
+    rm -rf "$ROOT"/*.egg-info
     echo "$want" > "$stamp"
   fi
   export PATH="$VENV/bin:$PATH"

@@ -32,3 +32,14 @@ def test_every_listed_class_imports():
             assert _import_path(path) is not None
         else:
             assert importlib.import_module(path) is not None
+
+
+def test_the_timetable_plugin_loads_once_without_errors():
+    """The plugin registers ContinuousDataIntervalTimetable; a second copy of the package metadata on
+    sys.path (setuptools' *.egg-info in the checkout) would make Airflow report it "already registered"."""
+    from airflow import plugins_manager
+
+    plugins, errors = plugins_manager._get_plugins()
+    assert [p.name for p in plugins].count("polar_mc") == 1
+    assert not any("polar_mc" in f"{key} {value}" for key, value in errors.items()), errors
+    assert "airflow_provider_polar_mc.timetables.ContinuousDataIntervalTimetable" in plugins_manager.get_timetables_plugins()
