@@ -150,14 +150,14 @@ def missing_objects(
         for index, database in enumerate(spec.source.databases):
             if database not in present_databases:
                 problems.append(SpecProblem(f"source.databases[{index}]", f"database {database!r} not found in the "
-                                            f"source{_did_you_mean(database, candidates)}"))
+                                            f"source{did_you_mean(database, candidates)}"))
                 reported.add(database)
     for index, entry in enumerate(spec.objects):
         if entry.database in reported:
             continue
         if entry.database not in source_tables:
             problems.append(SpecProblem(f"objects[{index}].database", f"database {entry.database!r} not found in "
-                                        f"the source{_did_you_mean(entry.database, source_tables)}"))
+                                        f"the source{did_you_mean(entry.database, source_tables)}"))
             continue
         available = list(source_tables[entry.database])
         present = set(available)
@@ -165,7 +165,7 @@ def missing_objects(
             if table.name not in present:
                 problems.append(SpecProblem(f"objects[{index}].tables[{table_index}]",
                                             f"table {entry.database}.{table.name} not found in the source"
-                                            f"{_did_you_mean(table.name, available)}"))
+                                            f"{did_you_mean(table.name, available)}"))
     return problems
 
 
@@ -248,7 +248,8 @@ def _selection(
     )
 
 
-def _did_you_mean(value: str, candidates: Iterable[str]) -> str:
+def did_you_mean(value: str, candidates: Iterable[str]) -> str:
+    """"; did you mean 'x'?" for the closest candidate (or one equal but for case), or ""."""
     candidates = list(candidates)
     matches = difflib.get_close_matches(value, candidates, n=1, cutoff=0.6)
     if not matches:

@@ -8,7 +8,7 @@ wording its problems, or a validator for what a constraint cannot say. No Airflo
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
@@ -150,34 +150,23 @@ TargetTableName = _maxcompute_name(naming.MAX_TABLE_NAME_LENGTH)
 TargetColumnName = _maxcompute_name(naming.MAX_NAME_LENGTH)
 
 
-def _check_filter(value: Any) -> Any:
-    problem = filter_problem(value)
-    if problem:
-        raise fail(problem)
-    return value
+def _refuse_on(problem_of: Callable[[Any], str | None]) -> Callable[[Any], Any]:
+    """A validator that passes a value through unless ``problem_of`` names a problem with it."""
+
+    def check(value: Any) -> Any:
+        problem = problem_of(value)
+        if problem:
+            raise fail(problem)
+        return value
+
+    return check
 
 
-Filter = Annotated[str, StringConstraints(pattern=r"\S"), BeforeValidator(_check_filter)]
-
-
-def _check_table_pattern(value: str) -> str:
-    problem = table_pattern_problem(value)
-    if problem:
-        raise fail(problem)
-    return value
-
-
-TablePatterns = unique_list(Annotated[str, StringConstraints(pattern=r"\S"), AfterValidator(_check_table_pattern)])
-
-
-def _check_replica_pattern(value: str) -> str:
-    problem = replica_pattern_problem(value)
-    if problem:
-        raise fail(problem)
-    return value
-
-
-ReplicaPattern = Annotated[str, StringConstraints(pattern=r"\S"), AfterValidator(_check_replica_pattern)]
+Filter = Annotated[str, StringConstraints(pattern=r"\S"), BeforeValidator(_refuse_on(filter_problem))]
+TablePatterns = unique_list(
+    Annotated[str, StringConstraints(pattern=r"\S"), AfterValidator(_refuse_on(table_pattern_problem))]
+)
+ReplicaPattern = Annotated[str, StringConstraints(pattern=r"\S"), AfterValidator(_refuse_on(replica_pattern_problem))]
 
 
 # --- structures -----------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ descriptions (``polar-mc spec-schema``). This module imports nothing from Airflo
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -39,6 +38,7 @@ from pydantic import (
 
 from airflow_provider_polar_mc import spec_yaml
 from airflow_provider_polar_mc.core import naming
+from airflow_provider_polar_mc.core.selection import did_you_mean
 from airflow_provider_polar_mc.exceptions import SpecError, SpecProblem
 from airflow_provider_polar_mc.spec import fields as f
 from airflow_provider_polar_mc.spec.errors import Says, describe, fail, problems_from
@@ -379,7 +379,7 @@ class MigrationSpec(_Section):
         for index, entry in enumerate(objects):
             if databases and entry.database not in databases:
                 problems.append(((index, "database"),
-                                 f"{entry.database!r} is not in source.databases{_did_you_mean(entry.database, databases)}"))
+                                 f"{entry.database!r} is not in source.databases{did_you_mean(entry.database, databases)}"))
         if problems:
             raise fail(*problems)
         return objects
@@ -463,14 +463,6 @@ class MigrationSpec(_Section):
     def naming_findings(self, selections: Iterable[TableSelection]) -> list[naming.NamingFinding]:
         """Table-level naming findings (invalid names, collisions) for the selected tables."""
         return naming.find_table_findings(selections)
-
-
-def _did_you_mean(value: str, candidates: Iterable[str]) -> str:
-    candidates = list(candidates)
-    matches = difflib.get_close_matches(value, candidates, n=1, cutoff=0.6)
-    if not matches:
-        matches = [candidate for candidate in candidates if candidate.lower() == value.lower()]
-    return f"; did you mean {matches[0]!r}?" if matches else ""
 
 
 def _read_yaml_source(path_or_text: str | Path) -> tuple[str, str | None]:
