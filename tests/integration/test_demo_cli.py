@@ -226,6 +226,14 @@ def test_sigterm_stops_the_kept_demo_and_everything_it_started(kept):
 # ------------------------------------------------------------------------------------------------
 # Early phases, with a stale lock left by a dead demo in the folder
 # ------------------------------------------------------------------------------------------------
+def _cmdline(process: psutil.Process) -> str:
+    """A process's command line, or "" when it exited (or became a zombie) since it was listed."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return ""
+
+
 @pytest.mark.parametrize("phase", ["starting a private", "initialising the Airflow metadata database"])
 def test_sigint_in_an_early_phase_stops_everything(tmp_path, phase):
     dead = subprocess.Popen(["true"])
@@ -239,7 +247,7 @@ def test_sigint_in_an_early_phase_stops_everything(tmp_path, phase):
         deadline = time.monotonic() + 10
         while True:  # let the phase get going: its subprocesses exist
             family = demo.family()
-            cmdlines = [" ".join(p.cmdline()) for p in family if p.is_running()]
+            cmdlines = [line for p in family if (line := _cmdline(p))]
             if phase.startswith("starting") and any("install-db" in c or "mariadbd" in c or "mysqld" in c for c in cmdlines):
                 break
             if phase.startswith("initialising") and any("db migrate" in c for c in cmdlines):
