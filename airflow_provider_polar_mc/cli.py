@@ -54,8 +54,7 @@ def _plan(args: argparse.Namespace) -> tuple[str, int]:
         from airflow_provider_polar_mc.hooks import resolve
 
         resolve.check_connections(spec, destination=False)
-        conn = resolve.connect_source(spec)
-        try:
+        with contextlib.closing(resolve.connect_source(spec)) as conn:
             databases = list_databases(conn, include_system=True)
             source_tables = {db: list_tables(conn, db) for db in spec.source.databases if db in databases}
             missing = selection.missing_objects(spec, source_tables, databases=databases)
@@ -64,8 +63,6 @@ def _plan(args: argparse.Namespace) -> tuple[str, int]:
             if not selection.select_tables(spec, source_tables):
                 raise SourceMismatch(selection.why_nothing_selected(spec, source_tables), args.spec)
             plans = plan_migration(spec, conn)
-        finally:
-            conn.close()
     return render_plan(plans), EXIT_OK
 
 

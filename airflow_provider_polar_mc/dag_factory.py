@@ -43,17 +43,25 @@ log = logging.getLogger(__name__)
 _EARLIEST_START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
+def _migration_dag_args(spec: MigrationSpec, kind: str, doc_md: str, dag_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What both DAGs of a migration share: the id, one run at a time, tags, docs; ``dag_kwargs`` win."""
+    return {
+        "dag_id": f"polar_mc__{spec.name}__{kind}",
+        "max_active_runs": 1,
+        "tags": ["polar-mc", spec.name] + ([spec.environment_tag] if spec.environment_tag else []),
+        "doc_md": doc_md,
+        **dag_kwargs,
+    }
+
+
 def setup_dag(spec_path: str | Path, spec: MigrationSpec, max_groups: int = DEFAULT_MAX_GROUPS, **dag_kwargs: Any) -> DAG:
     path = str(spec_path)
     with DAG(
-        dag_id=f"polar_mc__{spec.name}__setup",
+        **_migration_dag_args(spec, "setup", f"Setup of migration `{spec.name}` ({path}): precheck, schema migration, "
+                              "full load.", dag_kwargs),
         schedule=None,
         start_date=_EARLIEST_START,
         catchup=False,
-        max_active_runs=1,
-        tags=["polar-mc", spec.name] + ([spec.environment_tag] if spec.environment_tag else []),
-        doc_md=f"Setup of migration `{spec.name}` ({path}): precheck, schema migration, full load.",
-        **dag_kwargs,
     ) as dag:
         precheck = PrecheckOperator(task_id="precheck", spec=path)
         previous = precheck
@@ -97,15 +105,12 @@ def incremental_dag(spec_path: str | Path, spec: MigrationSpec, **dag_kwargs: An
         timetable = ContinuousDataIntervalTimetable(expression, timezone="UTC")
         catchup = False  # governs the first run only; ContinuousDataIntervalTimetable never skips after it
     with DAG(
-        dag_id=f"polar_mc__{spec.name}__incremental",
+        **_migration_dag_args(spec, "incremental", f"Incremental batches of migration `{spec.name}` ({path}): one run "
+                              "per `_log` partition.", dag_kwargs),
         schedule=timetable,
         start_date=start,
         catchup=catchup,
-        max_active_runs=1,
         default_args={"depends_on_past": True, "retries": 2, "retry_delay": dt.timedelta(seconds=30)},
-        tags=["polar-mc", spec.name] + ([spec.environment_tag] if spec.environment_tag else []),
-        doc_md=f"Incremental batches of migration `{spec.name}` ({path}): one run per `_log` partition.",
-        **dag_kwargs,
     ) as dag:
         wait = BinlogSensor(task_id="wait_for_binlog", spec=path, timeout=6 * 3600, poke_interval=spec.incremental.poll_seconds)
         load = IncrementalLoadOperator(task_id="incremental_load", spec=path)

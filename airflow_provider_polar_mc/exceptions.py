@@ -116,15 +116,46 @@ class SourceUnreachable(PolarMcError):
 
 class PrecheckFailed(PolarMcError):
     """At least one precheck failed (or warned without the warning being listed in
-    ``accepted_warnings``); ``results`` carries the failing check results for the report.
+    ``accepted_warnings``); ``check_ids`` names the blocking checks.
 
-    Raised by the precheck before any destination object is created. Retrying cannot help until the
-    source, the destination or the spec is changed as each result's fix describes.
+    Raised by ``PrecheckOperator`` after the report (each check's fix) is logged, before any
+    destination object is created. Retrying cannot help until the source, the destination or the spec
+    is changed as each result's fix describes.
     """
 
-    def __init__(self, message: str, results: Iterable[object] = ()):
+    def __init__(self, message: str, check_ids: Iterable[str] = ()):
         super().__init__(message)
-        self.results = list(results)
+        self.check_ids = sorted(set(check_ids))
+
+
+class SchemaConflict(PolarMcError):
+    """A destination table exists with a schema that the migration cannot write into.
+
+    Raised by the schema migration (``core.destination.schema``) before it creates anything for the
+    table. Retrying cannot help: drop or rename the destination table, map the source table to another
+    name (``target`` / ``batch_rename``), or make the existing table's columns match.
+    """
+
+
+class ReplicaDiffers(PolarMcError):
+    """Validation found tables whose MaxCompute replica (or base) differs from the source.
+
+    Raised by ``ValidateOperator`` with ``summaries`` (counts and the first differences per table).
+    Retrying cannot help: the data is wrong until the cause is found (a change applied outside the
+    migration, a DDL not followed) and the table resynced.
+    """
+
+    def __init__(self, message: str, summaries: Iterable[object] = ()):
+        super().__init__(message)
+        self.summaries = list(summaries)
+
+
+class IntervalNotReady(PolarMcError):
+    """A step needs an earlier step of the same interval that has not been done yet (the merge of an
+    interval whose incremental load has not run).
+
+    Retrying within the task's retries does not make the earlier step run; the message names it.
+    """
 
 
 class UnsupportedType(ConfigError):

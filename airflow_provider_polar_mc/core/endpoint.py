@@ -9,19 +9,23 @@ know driver details.
 
 from __future__ import annotations
 
-import random
+import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-T = TypeVar("T")
+from airflow_provider_polar_mc.core.compat import set_socket_timeouts
 
-# pymysql error codes that mean "the connection, not the statement, failed": retrying may help.
-CONNECTION_ERROR_CODES = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1205, 1213})
+if TYPE_CHECKING:
+    from airflow_provider_polar_mc.core.retry import RetryPolicy
+
+# The endpoint's fields that pymysql.connect and mysql-replication's settings take under the same name.
+_LOGIN_FIELDS = ("host", "port", "user", "password", "charset")
+_PYMYSQL_FIELDS = (*_LOGIN_FIELDS, "database", "connect_timeout", "read_timeout", "write_timeout")
 
 
 @dataclass(frozen=True)
@@ -38,19 +42,8 @@ class MySqlEndpoint:
     charset: str = "utf8mb4"
 
     def pymysql_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        kwargs: dict[str, Any] = dict(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            database=self.database,
-            charset=self.charset,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            write_timeout=self.write_timeout,
-            autocommit=True,
-            init_command="SET time_zone = '+00:00'",
-        )
+        kwargs: dict[str, Any] = {name: getattr(self, name) for name in _PYMYSQL_FIELDS}
+        kwargs.update(autocommit=True, init_command="SET time_zone = '+00:00'")
         if self.ssl:
             kwargs["ssl"] = dict(self.ssl)
         kwargs.update(overrides)
@@ -59,6 +52,18 @@ class MySqlEndpoint:
     def connect(self, **overrides: Any) -> pymysql.Connection:
         """A new session in UTC."""
         return pymysql.connect(**self.pymysql_kwargs(**overrides))
+
+    @contextlib.contextmanager
+    def session(
+        self, retry: RetryPolicy | None = None, *, log: Callable[[str], None] | None = None
+    ) -> Iterator[pymysql.Connection]:
+        """A new UTC session for a ``with`` block, closed at its end; opened within ``retry``'s
+        connection window when one is given (inside tasks), else in one attempt."""
+        conn = retry.call(self.connect, log=log) if retry is not None else self.connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
 
     def connect_once(self, timeout: float | None = None) -> pymysql.Connection:
         """One attempt at a new session in UTC that answers within ``timeout`` seconds (default
@@ -83,17 +88,12 @@ class MySqlEndpoint:
         except BaseException:
             sock.close()
             raise
-        # pymysql has no public setter; it re-applies these before each read/write.
-        if hasattr(conn, "_read_timeout") and hasattr(conn, "_write_timeout"):
-            conn._read_timeout = self.read_timeout
-            conn._write_timeout = self.write_timeout
+        set_socket_timeouts(conn, self.read_timeout, self.write_timeout)
         return conn
 
     def replication_settings(self) -> dict[str, Any]:
         """Connection settings in the form mysql-replication's BinLogStreamReader takes."""
-        settings: dict[str, Any] = dict(
-            host=self.host, port=self.port, user=self.user, password=self.password, charset=self.charset
-        )
+        settings: dict[str, Any] = {name: getattr(self, name) for name in _LOGIN_FIELDS}
         if self.ssl:
             settings["ssl"] = dict(self.ssl)
         return settings
@@ -131,52 +131,3 @@ def describe_connect_error(endpoint: MySqlEndpoint, exc: BaseException, timeout:
     else:
         cause = text
     return f"{where}: {cause}" + (f" (MySQL error {code})" if code else "")
-
-
-def is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)):
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        return code is None or code in CONNECTION_ERROR_CODES
-    return isinstance(exc, (ConnectionError, TimeoutError))
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """DTS's two retry windows: failed connections (long) and other transient errors (short)."""
-
-    connection_seconds: float = 720 * 60
-    other_seconds: float = 10 * 60
-    initial_backoff: float = 1.0
-    max_backoff: float = 60.0
-
-    def call(
-        self,
-        fn: Callable[[], T],
-        *,
-        retryable_other: Callable[[BaseException], bool] = lambda exc: False,
-        log: Callable[[str], None] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> T:
-        """Call ``fn``; retry connection errors within the connection window and errors that
-        ``retryable_other`` accepts within the other window, with jittered exponential backoff."""
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not retryable
-                if is_connection_error(exc):
-                    window = self.connection_seconds
-                elif retryable_other(exc):
-                    window = self.other_seconds
-                else:
-                    raise
-                elapsed = time.monotonic() - started
-                if elapsed >= window:
-                    raise
-                delay = min(self.max_backoff, self.initial_backoff * 2**attempt) * (0.5 + random.random() / 2)
-                delay = min(delay, max(0.0, window - elapsed))
-                attempt += 1
-                if log:
-                    log(f"source error ({exc}); retry {attempt} in {delay:.1f}s, {window - elapsed:.0f}s left in window")
-                sleep(delay)

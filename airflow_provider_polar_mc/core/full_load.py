@@ -47,11 +47,8 @@ TABLE_KIND = "full_load"
 
 def record_snapshot_coordinate(store: CheckpointStore, endpoint: MySqlEndpoint) -> BinlogCoordinate:
     """Capture the source's binlog position and record it as C0 unless one is recorded already."""
-    conn = endpoint.connect()
-    try:
+    with endpoint.session() as conn:
         candidate = capture(conn)
-    finally:
-        conn.close()
     return BinlogCoordinate.from_dict(store.put_once(SNAPSHOT_KIND, SNAPSHOT_KEY, candidate.to_dict()))
 
 
@@ -190,11 +187,8 @@ class FullLoader:
         if state.get("ranges"):
             return [KeyRange.from_dict(r) for r in state["ranges"]]
         sel = plan.selection
-        conn = self.endpoint.connect()
-        try:
+        with self.endpoint.session() as conn:
             ranges = plan_ranges(conn, sel.source_database, sel.source_table, plan.source.key_columns, self.chunk_rows)
-        finally:
-            conn.close()
         # The plan is recorded before any block is uploaded: a retry must reuse the same boundaries.
         state.update(ranges=[r.to_dict() for r in ranges], status="planned")
         self.store.put(TABLE_KIND, key, state)

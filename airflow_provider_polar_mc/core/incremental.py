@@ -23,8 +23,9 @@ from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.destination.upload import TableUpload
-from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint, RetryPolicy
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, DestColumn
+from airflow_provider_polar_mc.core.retry import RetryPolicy
 from airflow_provider_polar_mc.core.selection import select_tables
 from airflow_provider_polar_mc.core.source.catalog import list_tables
 from airflow_provider_polar_mc.core.throttle import Throttle
@@ -79,9 +80,7 @@ def capture_interval_end(
     if store.get(intervals.SNAPSHOT_KIND, intervals.SNAPSHOT_KEY) is None:
         log("waiting for the setup (full load) to record the snapshot coordinate")
         return None
-    retry = retry or RetryPolicy()
-    conn = retry.call(endpoint.connect, log=log)
-    try:
+    with endpoint.session(retry or RetryPolicy(), log=log) as conn:
         if spec.heartbeat.enabled:
             write_heartbeat(conn, spec.heartbeat_database, spec.heartbeat.table, spec.heartbeat.interval_seconds)
         now = source_clock(conn)
@@ -91,8 +90,6 @@ def capture_interval_end(
                 f"{intervals.interval_key(interval_end)} (+{settle_seconds:.0f}s settle): {due - now:.0f}s to go")
             return None
         coordinate = capture(conn)
-    finally:
-        conn.close()
     held = intervals.record_end(store, interval_end, coordinate)
     log(f"interval ending {intervals.interval_key(interval_end)} ends at binlog coordinate {held}")
     return held
@@ -137,15 +134,12 @@ class IncrementalLoader:
                 f"no end coordinate recorded for the interval ending {intervals.interval_key(interval_end)}: "
                 "the binlog sensor captures it. Fix: run (or clear) the wait_for_binlog task of this run"
             )
-        conn = self.endpoint.connect()
-        try:
+        with self.endpoint.session() as conn:
             # First: a reset or replaced source explains an end before the start, and names the way out.
             verify_readable(conn, start, capture(conn))
             if end.key() < start.key():
                 raise CheckpointConflict(f"recorded end coordinate {end} lies before the start {start}")
             selections = select_tables(spec, {db: list_tables(conn, db) for db in spec.source.databases}, missing="ignore")
-        finally:
-            conn.close()
         schemas = self._schemas_at_start(interval_start, first, [s.source_name for s in selections])
         by_name = {s.source_name: s for s in selections if s.source_name in schemas}
         self.log(f"reading binlog ({start}, {end}] for {len(by_name)} tables into partition {partition}")

@@ -25,12 +25,10 @@ OWNER_MARK = "polar-mc"
 
 
 def source_column_type(column: SourceColumn) -> SourceColumnType:
+    """What the type mapping needs of a catalog column (its type, precision and character set)."""
     return SourceColumnType(
-        data_type=column.data_type,
-        column_type=column.column_type,
-        numeric_precision=column.numeric_precision,
-        numeric_scale=column.numeric_scale,
-        datetime_precision=column.datetime_precision,
+        data_type=column.data_type, column_type=column.column_type, numeric_precision=column.numeric_precision,
+        numeric_scale=column.numeric_scale, datetime_precision=column.datetime_precision,
         character_set_name=column.character_set,
     )
 

@@ -234,17 +234,10 @@ def _selection(
     if spec.merge_active:
         owned.append(replica)
     return TableSelection(
-        source_database=database,
-        source_table=table,
-        destination_table=destination,
-        base_table=base,
-        log_table=log,
-        replica_table=replica,
-        filter=table_filter,
-        columns=MappingProxyType({src: naming.stored_name(dst) for src, dst in columns.items()}),
-        capitalization=spec.capitalization,
-        destination_names=tuple(owned),
-        spec_path=path,
+        source_database=database, source_table=table,
+        destination_table=destination, base_table=base, log_table=log, replica_table=replica,
+        filter=table_filter, columns=MappingProxyType({src: naming.stored_name(dst) for src, dst in columns.items()}),
+        capitalization=spec.capitalization, destination_names=tuple(owned), spec_path=path,
     )
 
 

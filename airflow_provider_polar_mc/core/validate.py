@@ -20,7 +20,7 @@ from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDest
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.full_load import FullLoader
 from airflow_provider_polar_mc.core.model import TablePlan
-from airflow_provider_polar_mc.core.planning import plan_migration
+from airflow_provider_polar_mc.core.planning import plan_selected
 from airflow_provider_polar_mc.core.source.chunking import KeyRange
 from airflow_provider_polar_mc.spec import MigrationSpec
 
@@ -103,13 +103,7 @@ def compare_migration(
 ) -> list[TableComparison]:
     """Compare every selected table (or those named ``db.table`` in ``tables``) with its replica or base."""
     loader = FullLoader(endpoint, destination, MaxComputeCheckpointStore(destination, spec.name))
-    conn = endpoint.connect()
-    try:
-        plans = plan_migration(spec, conn)
-    finally:
-        conn.close()
-    if tables is not None:
-        plans = [p for p in plans if p.selection.source_name in set(tables)]
+    plans = plan_selected(spec, endpoint, tables=tables)
     return [
         compare_table(loader, p, p.selection.replica_table if target == "replica" else p.selection.base_table)
         for p in plans

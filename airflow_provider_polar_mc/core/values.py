@@ -61,7 +61,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
@@ -515,48 +514,3 @@ def _json_plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     return value
-
-
-# --- pyodps: keep DECIMAL(p,0)'s scale --------------------------------------------------------------
-
-_PATCH_MARK = "_polar_mc_keeps_decimal_scale_0"
-
-
-def pyodps_decimal_scale_bug_present() -> bool:
-    """True while pyodps's own ``odps_type_to_arrow_type`` maps DECIMAL(p,0) to scale 18."""
-    from odps import types as odps_types
-    from odps.tunnel.io import types as io_types
-
-    original = getattr(io_types.odps_type_to_arrow_type, "__wrapped__", io_types.odps_type_to_arrow_type)
-    return original(odps_types.Decimal(20, 0)).scale != 0
-
-
-def patch_pyodps_decimal_scale() -> bool:
-    """Make pyodps map DECIMAL(p,0) to ``decimal128(p,0)``; idempotent. Returns True when it patched.
-
-    pyodps 0.13.2's ``odps_type_to_arrow_type`` computes the scale as ``odps_type.scale or 18``, so
-    scale 0 becomes 18 and its Arrow writer (which casts with ``safe=False``) garbles BIGINT UNSIGNED
-    and BIT(64) values. The replacement is installed in ``odps.tunnel.io.types`` and in every loaded
-    pyodps module that imported the function by name. Remove it once
-    :func:`pyodps_decimal_scale_bug_present` turns False (a test watches for that).
-    """
-    from odps import types as odps_types
-    from odps.tunnel.io import types as io_types
-
-    current = io_types.odps_type_to_arrow_type
-    if getattr(current, _PATCH_MARK, False):
-        return False
-    original = current
-
-    def odps_type_to_arrow_type(odps_type: Any) -> pa.DataType:
-        if isinstance(odps_type, odps_types.Decimal) and odps_type.precision and odps_type.scale == 0:
-            decimal_type = pa.decimal256 if odps_type.precision > 38 else pa.decimal128
-            return decimal_type(odps_type.precision, 0)
-        return original(odps_type)
-
-    odps_type_to_arrow_type.__wrapped__ = original  # type: ignore[attr-defined]
-    setattr(odps_type_to_arrow_type, _PATCH_MARK, True)
-    for name, module in list(sys.modules.items()):
-        if (name == "odps" or name.startswith("odps.")) and getattr(module, "odps_type_to_arrow_type", None) is original:
-            module.odps_type_to_arrow_type = odps_type_to_arrow_type  # type: ignore[attr-defined]
-    return True

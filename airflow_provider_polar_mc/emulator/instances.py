@@ -143,15 +143,8 @@ class InstanceManager:
     def submit(self, project: str, body: bytes, owner: str) -> SqlInstance:
         task_type, task_name, query, settings, job_xml = parse_job(body)
         inst = SqlInstance(
-            id=new_instance_id(),
-            project=project,
-            task_name=task_name,
-            task_type=task_type,
-            query=query,
-            settings=settings,
-            job_xml=job_xml,
-            owner=owner,
-            start_time=time.time(),
+            id=new_instance_id(), project=project, owner=owner, start_time=time.time(),
+            task_name=task_name, task_type=task_type, query=query, settings=settings, job_xml=job_xml,
         )
         with self._lock:
             self._instances[inst.id] = inst

@@ -8,6 +8,7 @@ overwrite replaces a table or partition in one step. The file survives restarts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -191,18 +192,12 @@ class Storage:
                 raise TableExists(f"Table or view already exists - {project}.{name}")
             now = time.time()
             ddl_cols = [f'"{c.name}" {c.type.duckdb}' for c in cols] + [f'"{c.name}" VARCHAR' for c in pcols]
-            cur = self.cursor()
-            cur.execute("BEGIN")
-            try:
+            with self._transaction() as cur:
                 cur.execute(f"CREATE TABLE {storage_table(project, name)} ({', '.join(ddl_cols)})")
                 cur.execute(
                     "INSERT INTO _mc_tables VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [project, name, _columns_to_json(cols), _columns_to_json(pcols), comment, lifecycle, now, now],
                 )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
             return self.require_table(project, name)
 
     def drop_table(self, project: str, name: str, if_exists: bool = False) -> None:
@@ -211,16 +206,10 @@ class Storage:
                 if if_exists:
                     return
                 raise NoSuchTable(f"Table not found - table {project.lower()}.{name.lower()} cannot be resolved")
-            cur = self.cursor()
-            cur.execute("BEGIN")
-            try:
+            with self._transaction() as cur:
                 cur.execute(f"DROP TABLE {storage_table(project, name)}")
                 cur.execute("DELETE FROM _mc_tables WHERE project = ? AND name = ?", [project.lower(), name.lower()])
                 cur.execute("DELETE FROM _mc_partitions WHERE project = ? AND name = ?", [project.lower(), name.lower()])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
 
     def add_columns(self, project: str, name: str, columns: Sequence[Column]) -> TableMeta:
         """``ALTER TABLE ... ADD COLUMNS``: new data columns go after the existing data columns."""
@@ -230,19 +219,13 @@ class Storage:
             for c in new:
                 if meta.column(c.name) is not None:
                     raise InvalidArgument(f"column {c.name!r} already exists in table {meta.name}")
-            cur = self.cursor()
-            cur.execute("BEGIN")
-            try:
+            with self._transaction() as cur:
                 for c in new:
                     cur.execute(f'ALTER TABLE {storage_table(project, name)} ADD COLUMN "{c.name}" {c.type.duckdb}')
                 cur.execute(
                     "UPDATE _mc_tables SET columns = ?, modified_at = ? WHERE project = ? AND name = ?",
                     [_columns_to_json(meta.columns + new), time.time(), meta.project, meta.name],
                 )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
             return self.require_table(project, name)
 
     # -- partitions --------------------------------------------------------------------------
@@ -362,18 +345,12 @@ class Storage:
                 if if_exists:
                     return
                 raise NoSuchPartition(f"Partition not found - {format_partition_spec(spec)}")
-            cur = self.cursor()
-            cur.execute("BEGIN")
-            try:
+            with self._transaction() as cur:
                 cur.execute(f"DELETE FROM {storage_table(project, name)} WHERE {self._spec_predicate(spec)}")
                 cur.execute(
                     "DELETE FROM _mc_partitions WHERE project = ? AND name = ? AND spec = ?",
                     [meta.project, meta.name, json.dumps(spec)],
                 )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
 
     @staticmethod
     def _spec_predicate(spec: PartitionSpec) -> str:
@@ -407,10 +384,8 @@ class Storage:
             elif partition:
                 raise InvalidArgument(f"table {meta.name} is not partitioned")
             target = storage_table(project, name)
-            cur = self.cursor()
             total = 0
-            cur.execute("BEGIN")
-            try:
+            with self._transaction() as cur:
                 if overwrite:
                     where = self._spec_predicate(spec) if spec else "TRUE"
                     cur.execute(f"DELETE FROM {target} WHERE {where}")
@@ -440,10 +415,6 @@ class Storage:
                     "UPDATE _mc_tables SET modified_at = ? WHERE project = ? AND name = ?",
                     [time.time(), meta.project, meta.name],
                 )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
             return total
 
     def read(
@@ -480,16 +451,9 @@ class Storage:
 
     def run_in_transaction(self, statements: Sequence[str]) -> None:
         """Run DuckDB statements (from the SQL translator) as one atomic write."""
-        with self._write_lock:
-            cur = self.cursor()
-            cur.execute("BEGIN")
-            try:
-                for s in statements:
-                    cur.execute(s)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self._transaction() as cur:
+            for s in statements:
+                cur.execute(s)
 
     def touch_partition(self, meta: TableMeta, spec: PartitionSpec) -> None:
         """Record that a partition exists (used by INSERT into a partition through SQL)."""
@@ -503,16 +467,22 @@ class Storage:
         For multi-step SQL writes (materialise a query, delete the rows it replaces, insert it,
         register partitions) whose later steps depend on what earlier ones return.
         """
+        with self._transaction() as cur:
+            return work(cur)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One serialised, atomic write on this thread's cursor: committed at the end of the block,
+        rolled back by any exception (a failed commit included)."""
         with self._write_lock:
             cur = self.cursor()
             cur.execute("BEGIN")
             try:
-                result = work(cur)
+                yield cur
+                cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-            cur.execute("COMMIT")
-            return result
 
     def record_partition(self, cur: duckdb.DuckDBPyConnection, meta: TableMeta, spec: PartitionSpec) -> None:
         """Register a partition inside an open :meth:`write_transaction`."""

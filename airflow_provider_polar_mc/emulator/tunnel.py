@@ -42,10 +42,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -67,6 +67,8 @@ from .tunnel_codec import (
     timestamps_as_struct,
 )
 from .types import UnsupportedType, parse_type
+
+_S = TypeVar("_S")
 
 
 class QueryResult(Protocol):
@@ -191,6 +193,25 @@ def _parse_row_range(query: dict[str, str], record_count: int) -> tuple[int, int
 
 
 # -- sessions ---------------------------------------------------------------------------------------
+_COLUMN_LISTS = ("columns", "partition_columns")
+
+
+def _session_to_json(session: Any) -> dict[str, Any]:
+    """A session's fields as stored in its session.json (column lists as JSON objects)."""
+    document = {f.name: getattr(session, f.name) for f in fields(session)}
+    for name in _COLUMN_LISTS:
+        document[name] = _columns_to_json(document[name])
+    return document
+
+
+def _session_from_json(cls: type[_S], document: dict[str, Any]) -> _S:
+    """The session stored by :func:`_session_to_json`; fields missing from an older file get their defaults."""
+    values = {f.name: document[f.name] for f in fields(cls) if f.name in document}
+    for name in _COLUMN_LISTS:
+        values[name] = _columns_from_json(values[name])
+    return cls(**values)
+
+
 @dataclass
 class UploadSession:
     upload_id: str
@@ -206,35 +227,11 @@ class UploadSession:
     committed_blocks: list[dict[str, int]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "upload_id": self.upload_id,
-            "project": self.project,
-            "table": self.table,
-            "partition": self.partition,
-            "overwrite": self.overwrite,
-            "create_partition": self.create_partition,
-            "columns": _columns_to_json(self.columns),
-            "partition_columns": _columns_to_json(self.partition_columns),
-            "status": self.status,
-            "created_at": self.created_at,
-            "committed_blocks": self.committed_blocks,
-        }
+        return _session_to_json(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> UploadSession:
-        return cls(
-            upload_id=d["upload_id"],
-            project=d["project"],
-            table=d["table"],
-            partition=d["partition"],
-            overwrite=d["overwrite"],
-            create_partition=d["create_partition"],
-            columns=_columns_from_json(d["columns"]),
-            partition_columns=_columns_from_json(d["partition_columns"]),
-            status=d["status"],
-            created_at=d["created_at"],
-            committed_blocks=d.get("committed_blocks", []),
-        )
+        return _session_from_json(cls, d)
 
 
 @dataclass
@@ -250,27 +247,11 @@ class DownloadSession:
     status: str = STATUS_NORMAL
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "download_id": self.download_id,
-            "kind": self.kind,
-            "owner": self.owner,
-            "columns": _columns_to_json(self.columns),
-            "partition_columns": _columns_to_json(self.partition_columns),
-            "record_count": self.record_count,
-            "status": self.status,
-        }
+        return _session_to_json(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> DownloadSession:
-        return cls(
-            download_id=d["download_id"],
-            kind=d["kind"],
-            owner=d["owner"],
-            columns=_columns_from_json(d["columns"]),
-            partition_columns=_columns_from_json(d["partition_columns"]),
-            record_count=d["record_count"],
-            status=d["status"],
-        )
+        return _session_from_json(cls, d)
 
 
 # -- the service ------------------------------------------------------------------------------------
@@ -507,12 +488,8 @@ class TunnelService:
         self, kind: str, owner: str, columns: list[Column], partition_columns: list[Column], rows: pa.Table
     ) -> DownloadSession:
         session = DownloadSession(
-            download_id=_new_session_id(),
-            kind=kind,
-            owner=owner,
-            columns=columns,
-            partition_columns=partition_columns,
-            record_count=rows.num_rows,
+            download_id=_new_session_id(), kind=kind, owner=owner,
+            columns=columns, partition_columns=partition_columns, record_count=rows.num_rows,
         )
         directory = self._download_dir(session.download_id)
         directory.mkdir(parents=True)

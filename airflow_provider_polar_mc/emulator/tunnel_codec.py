@@ -609,7 +609,7 @@ def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
 
 
 # pyodps 0.13.2 maps DECIMAL(p, 0) to decimal128(p, 18) ("scale or 18") and casts unsafely, which
-# garbles large values; the provider patches that (core.values.patch_pyodps_decimal_scale), so the
+# garbles large values; the provider patches that (core.compat.patch_pyodps_decimal_scale), so the
 # emulator speaks the declared types on the wire, as the service's table schema says.
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import pymysql
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 
-from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint, RetryPolicy, describe_connect_error
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint, describe_connect_error
+from airflow_provider_polar_mc.core.retry import RetryPolicy
 from airflow_provider_polar_mc.exceptions import ConnectionNotUsable
 
 

@@ -18,7 +18,8 @@ from airflow.providers.alibaba.cloud.hooks.maxcompute import MaxComputeHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
-from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint, RetryPolicy, describe_connect_error
+from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint, describe_connect_error
+from airflow_provider_polar_mc.core.retry import RetryPolicy
 from airflow_provider_polar_mc.exceptions import ConnectionNotUsable, SourceUnreachable
 from airflow_provider_polar_mc.hooks.polardb import PolarDBMySqlHook
 from airflow_provider_polar_mc.spec import MigrationSpec

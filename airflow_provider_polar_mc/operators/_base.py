@@ -1,7 +1,8 @@
-"""What every migration operator shares: the spec argument and its loading.
+"""What every migration operator shares: the spec argument, its loading, and the one error path.
 
-Operators import the migration core (pyodps, connectorx, ...) inside ``execute``, not at module level:
-DAG files are parsed often and every task re-parses its DAG, so the import costs ~2.5 s less each time.
+Operators import the migration core (pyodps, connectorx, ...) inside ``execute_migration``, not at
+module level: DAG files are parsed often and every task re-parses its DAG, so the import costs ~2.5 s
+less each time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_polar_mc.exceptions import PolarMcError
 from airflow_provider_polar_mc.spec import MigrationSpec
 
 
@@ -24,8 +27,21 @@ def load_spec(spec: str | Path | Mapping[str, Any] | MigrationSpec) -> Migration
     return MigrationSpec.from_yaml(spec)
 
 
+def fail_unless_retryable(exc: PolarMcError) -> None:
+    """The one error path of every task (operators, sensors): an error that retrying cannot fix
+    (``retryable = False``, see :mod:`~airflow_provider_polar_mc.exceptions`) fails the task at once,
+    its message naming the fix, instead of spending the task's retries; a retryable one is re-raised
+    for Airflow to retry. Drivers' own errors (a dropped connection) never reach here: they are retried."""
+    if exc.retryable:
+        raise exc
+    raise AirflowFailException(str(exc)) from exc
+
+
 class MigrationOperator(BaseOperator):
-    """Base of the migration operators: ``spec`` is a YAML path (templated), a dict or a MigrationSpec."""
+    """Base of the migration operators: ``spec`` is a YAML path (templated), a dict or a MigrationSpec.
+
+    Subclasses implement :meth:`execute_migration`; ``execute`` runs it through the one error path.
+    """
 
     template_fields: Sequence[str] = ("spec",)
 
@@ -35,3 +51,12 @@ class MigrationOperator(BaseOperator):
 
     def migration_spec(self) -> MigrationSpec:
         return load_spec(self.spec)
+
+    def execute(self, context: Any) -> Any:
+        try:
+            return self.execute_migration(context)
+        except PolarMcError as exc:
+            fail_unless_retryable(exc)
+
+    def execute_migration(self, context: Any) -> Any:
+        raise NotImplementedError

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
-from airflow_provider_polar_mc.exceptions import ConfigError
 from airflow_provider_polar_mc.operators._base import MigrationOperator, load_spec
 
 # Airflow's default [core] max_map_length.
@@ -36,11 +33,11 @@ class FullLoadOperator(MigrationOperator):
         self.tables = list(tables) if tables is not None else None
         self.progress_interval = progress_interval
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute_migration(self, context: Any) -> list[dict[str, Any]]:
         from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
         from airflow_provider_polar_mc.core.full_load import FullLoader, record_snapshot_coordinate
         from airflow_provider_polar_mc.core.incremental import record_snapshot_schemas
-        from airflow_provider_polar_mc.core.planning import describe_table_schema, plan_migration
+        from airflow_provider_polar_mc.core.planning import describe_table_schema, only_tables, plan_migration
         from airflow_provider_polar_mc.core.throttle import Throttle
         from airflow_provider_polar_mc.hooks import resolve
 
@@ -56,15 +53,8 @@ class FullLoadOperator(MigrationOperator):
         if incremental:
             c0 = retry.call(lambda: record_snapshot_coordinate(store, endpoint), log=self.log.warning)
             self.log.info("incremental migration starts at the snapshot coordinate %s", c0)
-        conn = retry.call(endpoint.connect, log=self.log.warning)
-        try:
-            plans = plan_migration(spec, conn)
-            if self.tables is not None:
-                wanted = set(self.tables)
-                plans = [p for p in plans if p.selection.source_name in wanted]
-                missing = wanted - {p.selection.source_name for p in plans}
-                if missing:
-                    raise AirflowFailException(f"tables {sorted(missing)} are not selected by migration {spec.name}")
+        with endpoint.session(retry, log=self.log.warning) as conn:
+            plans = only_tables(spec, plan_migration(spec, conn), self.tables)
             if incremental:
                 # The schemas the first interval's binlog decoding starts from (taken before any read).
                 record_snapshot_schemas(
@@ -74,10 +64,6 @@ class FullLoadOperator(MigrationOperator):
                         for p in plans
                     },
                 )
-        except ConfigError as exc:
-            raise AirflowFailException(f"{exc} (run the precheck for the full report)") from exc
-        finally:
-            conn.close()
         if "full" not in spec.migration_types:
             self.log.info("full data migration is not selected: recorded where incremental migration starts")
             return []
@@ -103,14 +89,9 @@ class FullLoadOperator(MigrationOperator):
 def full_load_groups(spec: Any, max_groups: int = DEFAULT_MAX_GROUPS) -> list[list[str]]:
     """The selected tables in at most ``max_groups`` groups balanced by size, for ``expand(tables=...)``."""
     from airflow_provider_polar_mc.core.full_load import group_tables
-    from airflow_provider_polar_mc.core.planning import plan_migration
+    from airflow_provider_polar_mc.core.planning import plan_selected
     from airflow_provider_polar_mc.hooks import resolve
 
     migration = load_spec(spec)
-    endpoint = resolve.source_endpoint(migration)
-    conn = endpoint.connect()
-    try:
-        plans = plan_migration(migration, conn)
-    finally:
-        conn.close()
+    plans = plan_selected(migration, resolve.source_endpoint(migration), retry=resolve.retry_policy(migration))
     return group_tables({p.selection.source_name: p.source.data_bytes for p in plans}, max_groups)

@@ -4,15 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
-from airflow_provider_polar_mc.exceptions import (
-    BinlogUnavailable,
-    CheckpointConflict,
-    ConfigError,
-    SourceChanged,
-    UnsupportedDDL,
-)
 from airflow_provider_polar_mc.operators._base import MigrationOperator
 
 
@@ -27,7 +18,7 @@ class IncrementalLoadOperator(MigrationOperator):
 
     ui_color = "#e4fff6"
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute_migration(self, context: Any) -> dict[str, Any]:
         from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
         from airflow_provider_polar_mc.core.incremental import IncrementalLoader
         from airflow_provider_polar_mc.hooks import resolve
@@ -40,8 +31,4 @@ class IncrementalLoadOperator(MigrationOperator):
             MaxComputeCheckpointStore(destination, spec.name),
             log=self.log.info,
         )
-        try:
-            return loader.run(context["data_interval_start"], context["data_interval_end"])
-        except (UnsupportedDDL, BinlogUnavailable, SourceChanged, CheckpointConflict, ConfigError) as exc:
-            # Retrying cannot fix these: the message names the way out.
-            raise AirflowFailException(str(exc)) from exc
+        return loader.run(context["data_interval_start"], context["data_interval_end"])

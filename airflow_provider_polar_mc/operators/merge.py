@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
+from airflow_provider_polar_mc.exceptions import IntervalNotReady
 from airflow_provider_polar_mc.operators._base import MigrationOperator
 
 
@@ -23,7 +22,7 @@ class MergeOperator(MigrationOperator):
         super().__init__(**kwargs)
         self.tables = list(tables) if tables is not None else None
 
-    def execute(self, context: Any) -> list[dict[str, str]]:
+    def execute_migration(self, context: Any) -> list[dict[str, str]]:
         from airflow_provider_polar_mc.core import intervals
         from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
         from airflow_provider_polar_mc.core.replica.merge import MergeTarget, build_replica
@@ -39,17 +38,14 @@ class MergeOperator(MigrationOperator):
         destination = resolve.destination(spec)
         store = MaxComputeCheckpointStore(destination, spec.name)
         if intervals.done(store, end) is None:
-            raise AirflowFailException(
+            raise IntervalNotReady(
                 f"the incremental load of the interval ending {intervals.interval_key(end)} is not done: run it first"
             )
-        conn = resolve.source_endpoint(spec).connect()
-        try:
+        with resolve.source_endpoint(spec).session(resolve.retry_policy(spec), log=self.log.warning) as conn:
             selections = select_tables(spec, {db: list_tables(conn, db) for db in spec.source.databases}, missing="ignore")
             if self.tables is not None:
                 selections = [s for s in selections if s.source_name in set(self.tables)]
             described = describe_selected(conn, [(s.source_database, s.source_table) for s in selections])
-        finally:
-            conn.close()
         extra = {a.role: a.name for a in spec.additional_columns()}
         done = []
         for s in selections:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
-from airflow_provider_polar_mc.exceptions import ConfigError
 from airflow_provider_polar_mc.operators._base import MigrationOperator
 
 
@@ -20,25 +17,15 @@ class SchemaMigrateOperator(MigrationOperator):
 
     ui_color = "#e4f0ff"
 
-    def execute(self, context: Any) -> list[dict[str, str]]:
-        from airflow_provider_polar_mc.core.destination.schema import SchemaConflict, migrate_schema
-        from airflow_provider_polar_mc.core.planning import plan_migration
+    def execute_migration(self, context: Any) -> list[dict[str, str]]:
+        from airflow_provider_polar_mc.core.destination.schema import migrate_schema
+        from airflow_provider_polar_mc.core.planning import plan_selected
         from airflow_provider_polar_mc.hooks import resolve
         spec = self.migration_spec()
         if "schema" not in spec.migration_types:
             self.log.info("schema migration is not selected in migration %s; nothing to do", spec.name)
             return []
-        endpoint = resolve.source_endpoint(spec)
-        conn = resolve.retry_policy(spec).call(endpoint.connect, log=self.log.warning)
-        try:
-            plans = plan_migration(spec, conn)
-        except ConfigError as exc:
-            raise AirflowFailException(f"{exc} (run the precheck for the full report)") from exc
-        finally:
-            conn.close()
+        plans = plan_selected(spec, resolve.source_endpoint(spec), retry=resolve.retry_policy(spec), log=self.log.warning)
         self.log.info("migrating the schema of %d tables", len(plans))
-        try:
-            outcomes = migrate_schema(spec, plans, resolve.destination(spec), log=self.log.info)
-        except SchemaConflict as exc:
-            raise AirflowFailException(str(exc)) from exc
+        outcomes = migrate_schema(spec, plans, resolve.destination(spec), log=self.log.info)
         return [{"table": o.table, "action": o.action, "detail": o.detail} for o in outcomes]

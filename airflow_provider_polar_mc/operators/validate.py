@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from airflow.sdk.exceptions import AirflowFailException
-
+from airflow_provider_polar_mc.exceptions import ReplicaDiffers
 from airflow_provider_polar_mc.operators._base import MigrationOperator
 
 
@@ -29,7 +28,7 @@ class ValidateOperator(MigrationOperator):
         self.tables = list(tables) if tables is not None else None
         self.target = target
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute_migration(self, context: Any) -> list[dict[str, Any]]:
         from airflow_provider_polar_mc.core.validate import compare_migration
         from airflow_provider_polar_mc.hooks import resolve
 
@@ -46,5 +45,5 @@ class ValidateOperator(MigrationOperator):
             )
         different = [s for s in summaries if not s["equal"]]
         if different:
-            raise AirflowFailException(f"{len(different)} table(s) differ from the source: {different}")
+            raise ReplicaDiffers(f"{len(different)} table(s) differ from the source: {different}", different)
         return summaries

@@ -7,9 +7,10 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_polar_mc.operators._base import load_spec
+from airflow_provider_polar_mc.exceptions import PolarMcError
+from airflow_provider_polar_mc.operators._base import fail_unless_retryable, load_spec
 from airflow_provider_polar_mc.triggers.binlog import BinlogTrigger, poll_interval_end
 
 
@@ -44,28 +45,36 @@ class BinlogSensor(BaseSensorOperator):
         settle = self.settle_seconds if self.settle_seconds is not None else migration.incremental.settle_seconds
         return migration.to_dict(), float(settle)
 
+    def _poll(self, context: Any) -> dict[str, Any] | None:
+        try:
+            document, settle = self._document_and_settle()
+            return poll_interval_end(document, context["data_interval_end"].isoformat(), settle)
+        except PolarMcError as exc:
+            fail_unless_retryable(exc)
+
     def execute(self, context: Any) -> Any:
-        document, settle = self._document_and_settle()
         interval_end = context["data_interval_end"].isoformat()
-        coordinate = poll_interval_end(document, interval_end, settle)
+        coordinate = self._poll(context)
         if coordinate is not None:
             self.log.info("end coordinate of the interval ending %s: %s", interval_end, coordinate)
             return coordinate
         if not self.deferrable:
             return super().execute(context)
+        document, settle = self._document_and_settle()
         self.defer(
             trigger=BinlogTrigger(document, interval_end, settle, self.poke_interval),
             method_name="execute_complete",
         )
 
     def poke(self, context: Any) -> PokeReturnValue:
-        document, settle = self._document_and_settle()
-        coordinate = poll_interval_end(document, context["data_interval_end"].isoformat(), settle)
+        coordinate = self._poll(context)
         return PokeReturnValue(coordinate is not None, coordinate)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         if not event or event.get("status") != "success" or "coordinate" not in event:
             message = (event or {}).get("message", "no event")
+            if (event or {}).get("retryable") is False:  # the trigger met an error retrying cannot fix
+                raise AirflowFailException(message)
             raise AirflowException(f"binlog trigger failed: {message}")
         self.log.info("end coordinate of the interval: %s", event["coordinate"])
         return event["coordinate"]

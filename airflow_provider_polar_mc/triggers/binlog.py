@@ -10,6 +10,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_polar_mc.exceptions import PolarMcError
+
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +40,7 @@ def poll_interval_end(spec_document: dict[str, Any], interval_end: str, settle_s
 
 class BinlogTrigger(BaseTrigger):
     """Polls the source every ``poll_seconds``; yields ``{"status": "success", "coordinate": {...}}`` once
-    the interval's end coordinate is recorded, or ``{"status": "error", "message": ...}``.
+    the interval's end coordinate is recorded, or ``{"status": "error", "message": ..., "retryable": bool}``.
 
     Arguments are JSON-safe so the trigger survives serialisation into the metadata database.
     """
@@ -75,6 +77,9 @@ class BinlogTrigger(BaseTrigger):
                     yield TriggerEvent({"status": "success", "coordinate": coordinate})
                     return
                 await asyncio.sleep(self.poll_seconds)
-        except Exception as exc:  # noqa: BLE001 - reported to the task, which fails with the message
+        except PolarMcError as exc:  # the task fails with the message (at once unless retryable)
+            log.error("binlog trigger failed: %s", exc)
+            yield TriggerEvent({"status": "error", "message": str(exc), "retryable": exc.retryable})
+        except Exception as exc:  # noqa: BLE001 - reported to the task, which fails (and is retried)
             log.exception("binlog trigger failed")
-            yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
+            yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}", "retryable": True})

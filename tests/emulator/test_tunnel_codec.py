@@ -21,7 +21,7 @@ from odps.tunnel.io.reader import TunnelArrowReader, TunnelRecordReader
 from odps.tunnel.io.stream import CompressOption
 from odps.tunnel.io.writer import BufferedArrowWriter, BufferedRecordWriter
 
-from airflow_provider_polar_mc.core.values import patch_pyodps_decimal_scale
+from airflow_provider_polar_mc.core.compat import patch_pyodps_decimal_scale
 from airflow_provider_polar_mc.emulator.catalog import Column
 from airflow_provider_polar_mc.emulator.tunnel_codec import (
     TunnelFormatError,

@@ -8,7 +8,7 @@ import time
 import pymysql
 import pytest
 
-from airflow_provider_polar_mc.core.endpoint import RetryPolicy
+from airflow_provider_polar_mc.core.retry import RetryPolicy
 from airflow_provider_polar_mc.hooks.polardb import PolarDBMySqlHook
 
 pytestmark = pytest.mark.integration

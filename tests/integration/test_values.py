@@ -23,6 +23,7 @@ import pytest
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
+from airflow_provider_polar_mc.core.compat import patch_pyodps_decimal_scale
 from airflow_provider_polar_mc.core.model import ColumnPlan
 from airflow_provider_polar_mc.core.schema_plan import source_column_type
 from airflow_provider_polar_mc.core.source.catalog import describe_tables
@@ -34,7 +35,6 @@ from airflow_provider_polar_mc.core.values import (
     convert_binlog_values,
     convert_snapshot_array,
     destination_arrow_type,
-    patch_pyodps_decimal_scale,
     snapshot_alias,
     snapshot_select_expression,
 )

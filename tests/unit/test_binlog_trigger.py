@@ -52,7 +52,22 @@ def test_trigger_reports_errors_as_an_event(monkeypatch):
 
     monkeypatch.setattr("airflow_provider_polar_mc.triggers.binlog.poll_interval_end", poll)
     events = _collect(BinlogTrigger(SPEC, END, poll_seconds=0.01))
-    assert [e.payload for e in events] == [{"status": "error", "message": "RuntimeError: source unreachable"}]
+    assert [e.payload for e in events] == [
+        {"status": "error", "message": "RuntimeError: source unreachable", "retryable": True}
+    ]
+
+
+def test_trigger_says_when_retrying_cannot_help(monkeypatch):
+    from airflow_provider_polar_mc.exceptions import BinlogUnavailable
+
+    def poll(*args):
+        raise BinlogUnavailable("binlog file mysql-bin.000007 was purged; re-run the setup")
+
+    monkeypatch.setattr("airflow_provider_polar_mc.triggers.binlog.poll_interval_end", poll)
+    events = _collect(BinlogTrigger(SPEC, END, poll_seconds=0.01))
+    assert [e.payload for e in events] == [
+        {"status": "error", "message": "binlog file mysql-bin.000007 was purged; re-run the setup", "retryable": False}
+    ]
 
 
 def _context():

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
+from airflow_provider_polar_mc.core.compat import patch_pyodps_decimal_scale
 from airflow_provider_polar_mc.core.model import ColumnPlan, SourceColumn
 from airflow_provider_polar_mc.core.schema_plan import source_column_type
 from airflow_provider_polar_mc.core.typemap import MappingOptions, map_type
@@ -24,8 +25,6 @@ from airflow_provider_polar_mc.core.values import (
     convert_snapshot_array,
     destination_arrow_type,
     format_time,
-    patch_pyodps_decimal_scale,
-    pyodps_decimal_scale_bug_present,
     set_members,
     snapshot_select_expression,
 )
@@ -174,11 +173,6 @@ def test_datetime_type_keeps_the_full_range_in_milliseconds():
 
 
 # --- pyodps facts --------------------------------------------------------------------------------------------
-
-
-def test_pyodps_still_has_the_decimal_scale_bug():
-    """Canary: when this fails, pyodps maps DECIMAL(p,0) correctly; delete patch_pyodps_decimal_scale."""
-    assert pyodps_decimal_scale_bug_present(), "pyodps fixed DECIMAL(p,0): remove patch_pyodps_decimal_scale()"
 
 
 def test_decimal_scale_patch_is_idempotent_and_reaches_the_writer():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -70,16 +71,12 @@ def sql_literal(column: SourceColumn, value: Any, collation: str | None = None) 
     if data_type == "bit":
         bits = value if isinstance(value, str) else format(int.from_bytes(bytes(value), "big"), "b")
         return f"b'{bits or '0'}'"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else "NULL"
-    if isinstance(value, Decimal):
-        return format(value, "f")
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NULL"  # NaN and infinities have no MySQL literal (and no FLOAT/DOUBLE column stores them)
     if isinstance(value, dt.datetime):
         return f"CAST({sqltext.mysql_text(value.isoformat(sep=' '))} AS DATETIME(6))"
-    if isinstance(value, dt.date):
-        return f"DATE'{value.isoformat()}'"
+    if isinstance(value, (int, float, Decimal, dt.date)):
+        return sqltext.mysql_literal(value)
     if isinstance(value, dt.timedelta):
         return f"CAST({sqltext.mysql_text(format_time(_repair_negative_time(value), 6))} AS TIME(6))"
     if isinstance(value, (set, frozenset)):

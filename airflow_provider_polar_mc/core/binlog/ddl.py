@@ -432,15 +432,8 @@ def parse_column_definition(tokens: list[Token], if_not_exists: bool = False) ->
             raise ValueError("AFTER without a column")
         after = attributes[k + 1].text
     column = SourceColumn(
-        name=name,
-        ordinal=0,
-        data_type=data_type,
-        column_type=column_type,
-        nullable=nullable,
-        numeric_precision=precision,
-        numeric_scale=scale,
-        datetime_precision=fsp,
-        character_set=charset,
+        name=name, ordinal=0, data_type=data_type, column_type=column_type, nullable=nullable,
+        numeric_precision=precision, numeric_scale=scale, datetime_precision=fsp, character_set=charset,
         generated=generated,
     )
     collation = word_after("COLLATE") if data_type in _TEXT_TYPES else None

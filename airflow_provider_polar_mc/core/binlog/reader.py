@@ -179,8 +179,7 @@ def read_changes(
                 "position < 2**32)"
             )
 
-    conn = endpoint.connect()
-    try:
+    with endpoint.session() as conn:
         current = capture(conn)
         verify_readable(conn, start, current)
         verify_readable(conn, end, current)
@@ -194,8 +193,6 @@ def read_changes(
         for key, collector in collectors.items():
             result.tables[key] = _build_table_changes(key, collector, selections[key], spec, conn)
             result.rows += result.tables[key].rows.num_rows
-    finally:
-        conn.close()
     result.events = events
     result.seconds = time.monotonic() - started
     log(f"read {start} .. {end}: {events} row events, {result.rows} change rows in {result.seconds:.1f}s")

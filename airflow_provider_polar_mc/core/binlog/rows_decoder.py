@@ -24,6 +24,8 @@ from typing import Any
 from pymysqlreplication.constants import FIELD_TYPE
 from pymysqlreplication.row_event import RowsEvent, UpdateRowsEvent
 
+from airflow_provider_polar_mc.core.compat import rows_event_buffer
+
 _Decoder = Callable[[bytes, int], tuple[Any, int]]
 
 _NULL = "null"
@@ -238,8 +240,8 @@ class TableDecoder:
     def rows(self, event: Any) -> list[dict] | None:
         """The event's rows as the library would return them, or None when this decoder cannot
         (partial row images, data the library already buffered)."""
-        wrapper = event.packet
-        if wrapper._BinLogPacketWrapper__data_buffer:
+        buffer = rows_event_buffer(event)
+        if buffer is None:
             return None
         bitmaps = [event.columns_present_bitmap]
         if isinstance(event, UpdateRowsEvent):
@@ -248,9 +250,7 @@ class TableDecoder:
             int.from_bytes(b, "little") != self.all_present for b in bitmaps
         ):
             return None
-        packet = wrapper.packet
-        data, pos = packet._data, packet._position
-        end = pos + (event.event_size - wrapper.read_bytes)
+        data, pos, end = buffer
         rows: list[dict] = []
         if len(bitmaps) == 2:
             while pos < end:

@@ -12,16 +12,8 @@ from dataclasses import dataclass
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.model import DestColumn, TableDDL, TablePlan
 from airflow_provider_polar_mc.core.schema_plan import OWNER_MARK
-from airflow_provider_polar_mc.exceptions import PolarMcError
+from airflow_provider_polar_mc.exceptions import SchemaConflict
 from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
-
-
-class SchemaConflict(PolarMcError):
-    """A destination table exists with a schema that the migration cannot write into.
-
-    Retrying cannot help: drop or rename the destination table, map the source table to another name
-    (``target`` / ``batch_rename``), or make the existing table's columns match.
-    """
 
 
 def _normalised(ddl: TableDDL) -> tuple:
