@@ -208,7 +208,7 @@ def spec_error_dag(spec_path: Path, error: BaseException) -> DAG:
 
         @task(task_id="spec_error")
         def report(text: str) -> None:
-            from airflow.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(text)
 

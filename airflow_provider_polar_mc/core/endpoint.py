@@ -2,7 +2,10 @@
 
 :class:`MySqlEndpoint` is everything needed to open a session: the hook builds it from an Airflow
 connection, tests and benchmarks build it directly. Every session runs in UTC so TIMESTAMP values read
-by the full load match what the binary log carries (docs/architecture.md: same values on both paths).
+by the full load match what the binary log carries (docs/architecture.md: same values on both paths),
+with the provider's own ``sql_mode`` so that no server or account default (``ANSI_QUOTES``,
+``NO_BACKSLASH_ESCAPES``, ``PIPES_AS_CONCAT``, ``PAD_CHAR_TO_FULL_LENGTH``...) changes how its SQL is
+read or what values come back, and read-only: only the heartbeat asks for a writable session.
 The same endpoint feeds pymysql, mysql-replication and the command-line client, so no caller needs to
 know driver details.
 """
@@ -10,6 +13,7 @@ know driver details.
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +32,12 @@ _LOGIN_FIELDS = ("host", "port", "user", "password", "charset")
 _PYMYSQL_FIELDS = (*_LOGIN_FIELDS, "database", "connect_timeout", "read_timeout", "write_timeout")
 
 
+SESSION_SETUP = "SET time_zone = '+00:00', sql_mode = 'NO_ENGINE_SUBSTITUTION'"
+READ_ONLY = "SET SESSION TRANSACTION READ ONLY"
+# What every reading session runs first (pymysql sessions here; connectorx's through pre_execution_query).
+READ_SESSION_STATEMENTS = (SESSION_SETUP, READ_ONLY)
+
+
 @dataclass(frozen=True)
 class MySqlEndpoint:
     host: str
@@ -43,23 +53,26 @@ class MySqlEndpoint:
 
     def pymysql_kwargs(self, **overrides: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {name: getattr(self, name) for name in _PYMYSQL_FIELDS}
-        kwargs.update(autocommit=True, init_command="SET time_zone = '+00:00'")
+        kwargs.update(autocommit=True, init_command=SESSION_SETUP)
         if self.ssl:
             kwargs["ssl"] = dict(self.ssl)
         kwargs.update(overrides)
         return kwargs
 
-    def connect(self, **overrides: Any) -> pymysql.Connection:
-        """A new session in UTC."""
-        return pymysql.connect(**self.pymysql_kwargs(**overrides))
+    def connect(self, *, writable: bool = False, **overrides: Any) -> pymysql.Connection:
+        """A new read-only session in UTC (``writable`` for the heartbeat writer only)."""
+        conn = pymysql.connect(**self.pymysql_kwargs(**overrides))
+        return conn if writable else _read_only(conn)
 
     @contextlib.contextmanager
     def session(
-        self, retry: RetryPolicy | None = None, *, log: Callable[[str], None] | None = None
+        self, retry: RetryPolicy | None = None, *, log: Callable[[str], None] | None = None, writable: bool = False
     ) -> Iterator[pymysql.Connection]:
-        """A new UTC session for a ``with`` block, closed at its end; opened within ``retry``'s
-        connection window when one is given (inside tasks), else in one attempt."""
-        conn = retry.call(self.connect, log=log) if retry is not None else self.connect()
+        """A new read-only UTC session (``writable`` for the heartbeat) for a ``with`` block, closed at
+        its end; opened within ``retry``'s connection window when one is given (inside tasks), else in
+        one attempt."""
+        connect = functools.partial(self.connect, writable=writable)
+        conn = retry.call(connect, log=log) if retry is not None else connect()
         try:
             yield conn
         finally:
@@ -89,7 +102,7 @@ class MySqlEndpoint:
             sock.close()
             raise
         set_socket_timeouts(conn, self.read_timeout, self.write_timeout)
-        return conn
+        return _read_only(conn)
 
     def replication_settings(self) -> dict[str, Any]:
         """Connection settings in the form mysql-replication's BinLogStreamReader takes."""
@@ -97,6 +110,18 @@ class MySqlEndpoint:
         if self.ssl:
             settings["ssl"] = dict(self.ssl)
         return settings
+
+
+def _read_only(conn: pymysql.Connection) -> pymysql.Connection:
+    """Make ``conn``'s transactions (autocommit statements included) read-only: a write fails with
+    MySQL error 1792 whatever the account may do."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(READ_ONLY)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def describe_connect_error(endpoint: MySqlEndpoint, exc: BaseException, timeout: float | None = None) -> str:

@@ -80,9 +80,11 @@ def capture_interval_end(
     if store.get(intervals.SNAPSHOT_KIND, intervals.SNAPSHOT_KEY) is None:
         log("waiting for the setup (full load) to record the snapshot coordinate")
         return None
-    with endpoint.session(retry or RetryPolicy(), log=log) as conn:
-        if spec.heartbeat.enabled:
+    retry = retry or RetryPolicy()
+    if spec.heartbeat.enabled:  # the one write of the provider, in a session of its own
+        with endpoint.session(retry, log=log, writable=True) as conn:
             write_heartbeat(conn, spec.heartbeat_database, spec.heartbeat.table, spec.heartbeat.interval_seconds)
+    with endpoint.session(retry, log=log) as conn:
         now = source_clock(conn)
         due = intervals.utc(interval_end).timestamp() + settle_seconds
         if now < due:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import pymysql
 
-from airflow_provider_polar_mc.core import naming, sqltext
+from airflow_provider_polar_mc.core import filters, naming, sqltext
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.destination.schema import compare, is_ours
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint, describe_connect_error
@@ -192,6 +192,40 @@ def check_replication_privileges(conn: pymysql.Connection, user: str) -> CheckRe
     )
 
 
+# What the heartbeat's own session does to its table (CREATE TABLE IF NOT EXISTS, INSERT IGNORE, UPDATE).
+HEARTBEAT_PRIVILEGES = ("CREATE", "INSERT", "UPDATE")
+_GRANT = re.compile(r"GRANT (?P<privileges>.+?) ON (?P<scope>\S+) TO ", re.IGNORECASE)
+
+
+def granted_on(conn: pymysql.Connection, database: str, table: str) -> set[str]:
+    """Privileges of the current account that reach ``database.table``: global, on the database, or
+    on the table, parsed from SHOW GRANTS (the same on MySQL and MariaDB)."""
+    scopes = {"*.*", f"{sqltext.quote_mysql_name(database)}.*", sqltext.quote_mysql_table(database, table)}
+    with conn.cursor() as cur:
+        cur.execute("SHOW GRANTS")
+        grants = [r[0] for r in cur.fetchall()]
+    found: set[str] = set()
+    for grant in grants:
+        m = _GRANT.match(grant)
+        if m and m.group("scope").replace("\\_", "_") in scopes:
+            found |= {privilege.strip().upper() for privilege in m.group("privileges").split(",")}
+    return found
+
+
+def check_heartbeat_privileges(conn: pymysql.Connection, database: str, table: str, user: str) -> CheckResult:
+    """The heartbeat writer may create and refresh its table (the only write the provider makes)."""
+    granted = granted_on(conn, database, table)
+    missing = [] if "ALL PRIVILEGES" in granted else [p for p in HEARTBEAT_PRIVILEGES if p not in granted]
+    target = sqltext.quote_mysql_table(database, table)
+    return _result(
+        "heartbeat_privileges",
+        [f"missing {p} on {target}" for p in missing],
+        f"the account may write the heartbeat table {target}",
+        f"GRANT {', '.join(HEARTBEAT_PRIVILEGES)} ON {target} TO {user} (or turn the heartbeat off: heartbeat.enabled: false)",
+        objects=missing,
+    )
+
+
 def check_select_privileges(conn: pymysql.Connection, selections: Iterable[TableSelection], user: str) -> CheckResult:
     denied: list[str] = []
     with conn.cursor() as cur:
@@ -213,88 +247,73 @@ def check_select_privileges(conn: pymysql.Connection, selections: Iterable[Table
     )
 
 
-# The filter runs inside this wrapper, on lines of its own, so the server's "near '...' at line N" can
-# be mapped back to the user's text (line 1 is the prefix, the suffix is the line after the filter).
-_FILTER_PREFIX = "SELECT 1 FROM `{database}`.`{table}` WHERE (\n"
-_FILTER_SUFFIX = "\n) LIMIT 0"
-_NEAR = re.compile(r"near '(?P<near>.*)' at line (?P<line>\d+)\s*$", re.DOTALL)
-_UNKNOWN_COLUMN = re.compile(r"Unknown column '(?P<name>.+?)' in ")
+# How many rows of each table the precheck evaluates a filter on, and for how long at most.
+FILTER_SAMPLE_ROWS = 1000
+FILTER_SECONDS = 5
 
 
 def check_filters(
     conn: pymysql.Connection,
     selections: Iterable[TableSelection],
     columns: Mapping[str, Sequence[str]] | None = None,
+    *,
+    is_mariadb: bool = True,
 ) -> CheckResult:
-    """Run each filter against its table (``LIMIT 0``: nothing is read). ``columns`` (per source name)
-    lets an unknown column get a "did you mean"."""
+    """Each filter (already checked against the grammar when the spec was loaded) names only the
+    table's columns (``columns`` per source name, for a "did you mean") and runs, as rendered, on up to
+    ``FILTER_SAMPLE_ROWS`` real rows within ``FILTER_SECONDS``; the message says how many matched."""
     bad: list[str] = []
+    matched: list[str] = []
     with conn.cursor() as cur:
         for s in selections:
             if not s.filter:
                 continue
-            sql = _FILTER_PREFIX.format(database=s.source_database, table=s.source_table) + s.filter + _FILTER_SUFFIX
+            where = f"{s.spec_path}.filter on {s.source_name}: {_quote(s.filter)}"
+            known = list((columns or {}).get(s.source_name, ()))
+            unknown = sorted(filters.parse_filter(s.filter).columns - {c.lower() for c in known})
+            if known and unknown:
+                bad.append(f"{where}: {_unknown_column_text(unknown[0], known)}")
+                continue
             try:
-                cur.execute(sql)
-                cur.fetchall()
+                cur.execute(_bounded(f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN {s.filter_sql} THEN 1 ELSE 0 END), 0) "
+                                     f"FROM (SELECT * FROM {sqltext.quote_mysql_table(s.source_database, s.source_table)} "
+                                     f"LIMIT {FILTER_SAMPLE_ROWS}) AS sample", is_mariadb))
+                total, hits = cur.fetchone()
             except pymysql.err.MySQLError as exc:
-                problem = filter_error_text(s.filter, exc, (columns or {}).get(s.source_name, ()))
-                bad.append(f"{s.spec_path}.filter on {s.source_name}: {problem}")
-    return _result("filter_conditions", bad, "every filter condition is valid SQL on its table",
-                   "correct the filter: a SQL WHERE condition on the table's own columns")
+                bad.append(f"{where}: {_filter_failure_text(exc)}")
+                continue
+            matched.append(f"{s.source_name} {int(hits):,} of {int(total):,}")
+    ok = "every filter condition is valid on its table"
+    if matched:
+        ok += " (sampled rows matching: " + ", ".join(matched[:10]) + (", ..." if len(matched) > 10 else "") + ")"
+    return _result("filter_conditions", bad, ok, "correct the filter: a condition on the table's own columns "
+                   "(docs/spec.md, Filters)")
 
 
-def filter_error_text(expression: str, exc: BaseException, columns: Sequence[str] = ()) -> str:
-    """The server's complaint about a filter, told relative to the user's text (not our wrapper)."""
+def _bounded(select: str, is_mariadb: bool) -> str:
+    """``select`` stopped by the server after ``FILTER_SECONDS`` (MariaDB and MySQL spell it differently)."""
+    if is_mariadb:
+        return f"SET STATEMENT max_statement_time={FILTER_SECONDS} FOR {select}"
+    return f"SELECT /*+ MAX_EXECUTION_TIME({FILTER_SECONDS * 1000}) */ {select[len('SELECT '):]}"
+
+
+def _unknown_column_text(name: str, columns: Sequence[str]) -> str:
+    by_lower = {column.lower(): column for column in columns}
+    match = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    if match:
+        hint = f"; did you mean {by_lower[match[0]]!r}?"
+    else:
+        hint = f"; the table's columns are {', '.join(list(columns)[:12])}" + (", ..." if len(columns) > 12 else "")
+    return f"unknown column {name!r}{hint}"
+
+
+def _filter_failure_text(exc: BaseException) -> str:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code in (1969, 3024):  # max_statement_time / MAX_EXECUTION_TIME exceeded
+        return (f"evaluating it on {FILTER_SAMPLE_ROWS:,} rows took over {FILTER_SECONDS} s; the full load would "
+                "crawl: simplify it")
     text = str(exc.args[-1]) if exc.args else str(exc)
-    quoted = _quote(expression)
-    unknown = _UNKNOWN_COLUMN.match(text)
-    if code == 1054 and unknown:
-        name = unknown.group("name")
-        bare = name.rsplit(".", 1)[-1]
-        by_lower = {column.lower(): column for column in columns}
-        match = difflib.get_close_matches(bare.lower(), list(by_lower), n=1, cutoff=0.6)
-        if match:
-            hint = f"; did you mean {by_lower[match[0]]!r}?"
-        elif columns:
-            hint = f"; the table's columns are {', '.join(list(columns)[:12])}" + (", ..." if len(columns) > 12 else "")
-        else:
-            hint = ""
-        return f"{quoted}: unknown column {name!r}{hint}"
-    near = _NEAR.search(text)
-    if code == 1064 and near:
-        return f"{quoted}: {_syntax_error_position(expression, near.group('near'), int(near.group('line')))}"
-    return f"{quoted}: {text}" + (f" (MySQL error {code})" if code else "")
-
-
-def _syntax_error_position(expression: str, near: str, line: int) -> str:
-    filter_lines = expression.count("\n") + 1
-    if near.endswith(_FILTER_SUFFIX):
-        near = near[: -len(_FILTER_SUFFIX)]
-    elif near.endswith(_FILTER_SUFFIX.lstrip("\n")):  # the error is in the suffix itself
-        near = ""
-    if line > filter_lines + 1 or not near.strip():
-        tail = expression.rstrip()[-30:]
-        return f"SQL syntax error: the condition is incomplete, something is missing after {tail!r}"
-    position = None
-    if expression.endswith(near):
-        position = len(expression) - len(near)
-    else:  # the server cut the text short (80 characters, MariaDB adds "..."): find it on its line
-        cut = near[:-3] if near.endswith("...") else near
-        start = expression.find(cut)
-        while start != -1:
-            if expression.count("\n", 0, start) == line - 2:
-                position = start
-                break
-            start = expression.find(cut, start + 1)
-    if position is None:
-        return f"SQL syntax error near {near[:30]!r}"
-    where = f"character {position + 1}"
-    if filter_lines > 1:
-        line_start = expression.rfind("\n", 0, position) + 1
-        where += f" (line {expression.count(chr(10), 0, position) + 1}, column {position - line_start + 1})"
-    return f"SQL syntax error at {where}, near {expression[position:position + 30]!r}"
+    return f"the server refused it: {text}" + (f" (MySQL error {code})" if code else "")
 
 
 def _quote(expression: str) -> str:
@@ -405,11 +424,14 @@ def _source_checks(spec, conn, destination, incremental, add, log) -> None:
     add(check_select_privileges(conn, selections, user))
     if incremental:
         add(check_replication_privileges(conn, user))
+        if spec.heartbeat.enabled:
+            add(check_heartbeat_privileges(conn, spec.heartbeat_database, spec.heartbeat.table, user))
         for r in check_binlog(info):
             add(r)
         add(check_retention(info))
     add(check_keys(tables))
-    add(check_filters(conn, selections, {name: [c.name for c in t.columns] for name, t in described.items()}))
+    add(check_filters(conn, selections, {name: [c.name for c in t.columns] for name, t in described.items()},
+                      is_mariadb=info.is_mariadb))
 
     # Names and types.
     naming_findings = list(spec.naming_findings(selections))

@@ -54,9 +54,9 @@ class RetryPolicy:
             exc = state.outcome.exception() if state.outcome else None
             return self.connection_seconds if exc is not None and is_connection_error(exc) else self.other_seconds
 
-        backoff = tenacity.wait_exponential(multiplier=self.initial_backoff, max=self.max_backoff) + tenacity.wait_random(
-            0, self.initial_backoff
-        )
+        # "Equal jitter": half of the exponential step fixed, half random, so parallel workers spread out.
+        half = {"multiplier": self.initial_backoff / 2, "max": self.max_backoff / 2}
+        backoff = tenacity.wait_exponential(**half) + tenacity.wait_random_exponential(**half)
 
         def wait(state: tenacity.RetryCallState) -> float:  # never sleep past the end of the window
             return min(backoff(state), max(0.0, window(state) - state.seconds_since_start))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_polar_mc.core import naming
+from airflow_provider_polar_mc.core import filters, naming
 from airflow_provider_polar_mc.exceptions import SourceMismatch, SpecProblem
 
 if TYPE_CHECKING:
@@ -60,6 +60,11 @@ class TableSelection:
     @property
     def source_name(self) -> str:
         return f"{self.source_database}.{self.source_table}"
+
+    @property
+    def filter_sql(self) -> str | None:
+        """The filter as the provider runs it: parsed and rendered by ``core.filters``, never the text."""
+        return filters.parse_filter(self.filter).sql if self.filter else None
 
     def spell(self, name: str) -> str:
         return naming.spell(name, self.capitalization)

@@ -6,54 +6,16 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from airflow_provider_polar_mc.core import naming
+from airflow_provider_polar_mc.core import filters, naming
 from airflow_provider_polar_mc.spec.errors import describe
 
 
 def filter_problem(expression: Any) -> str | None:
-    """Why a ``filter`` is not an acceptable SQL WHERE expression, or None.
-
-    No full SQL parse: it must be non-empty, contain no ``;`` and no comment outside quotes (either
-    would let the filter end or cut the statement it is embedded in), and have balanced quotes and
-    parentheses.
-    """
+    """Why a ``filter`` is not an acceptable condition, or None: the grammar of ``core.filters`` (one
+    condition over the table's columns, literals, operators and deterministic built-in functions)."""
     if not isinstance(expression, str):
-        return f"must be a SQL WHERE expression (a string), got {describe(expression)}"
-    if not expression.strip():
-        return "must be a non-empty SQL WHERE expression"
-    depth = 0
-    quote: str | None = None
-    index = 0
-    while index < len(expression):
-        char = expression[index]
-        following = expression[index + 1] if index + 1 < len(expression) else ""
-        if quote:
-            if char == "\\" and quote != "`":
-                index += 2  # backslash escape inside a string literal
-                continue
-            if char == quote:
-                if following == quote:  # doubled quote: an escaped quote character
-                    index += 2
-                    continue
-                quote = None
-        elif char in "'\"`":
-            quote = char
-        elif char == ";":
-            return "must be a single expression without ';'"
-        elif char == "#" or (char == "-" and following == "-") or (char == "/" and following == "*"):
-            return "must not contain SQL comments (#, --, /* */)"
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth < 0:
-                return "has a ')' without a matching '('"
-        index += 1
-    if quote:
-        return f"has an unterminated {quote} quote"
-    if depth:
-        return f"has {depth} unclosed '('"
-    return None
+        return f"must be a SQL condition (a string), got {describe(expression)}"
+    return filters.filter_problem(expression)
 
 
 def replica_pattern_problem(pattern: str) -> str | None:

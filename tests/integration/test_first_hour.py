@@ -17,6 +17,7 @@ import yaml
 
 from airflow_provider_polar_mc.cli import main as polar_mc
 from airflow_provider_polar_mc.core.precheck import run_prechecks
+from airflow_provider_polar_mc.exceptions import SpecError
 from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.hooks.polardb import PolarDBMySqlHook
 from airflow_provider_polar_mc.sandbox.mysql import free_port
@@ -155,6 +156,8 @@ def test_precheck_with_a_wrong_password_fails_source_connectivity(connections, m
 
 
 def test_filter_messages_quote_the_users_filter_and_suggest_columns(connections, mysql_server, shop):
+    """Syntax is the spec's business (every filter problem at once, when the spec loads); unknown
+    columns the precheck's, which knows the table."""
     mysql_server.execute(f"CREATE TABLE {shop}.refunds (id INT PRIMARY KEY, amount INT)",
                          f"CREATE TABLE {shop}.notes (id INT PRIMARY KEY, body TEXT)")
     objects = [{"database": shop, "tables": [
@@ -163,23 +166,28 @@ def test_filter_messages_quote_the_users_filter_and_suggest_columns(connections,
         {"name": "refunds", "filter": "amount >"},
         {"name": "notes", "filter": "zzz = 1"},
     ]}]
+    with pytest.raises(SpecError) as raised:
+        precheck(spec_document(connections, [shop], objects=objects))
+    problems = {problem.path: problem.message for problem in raised.value.problems}
+    assert problems == {
+        "objects[0].tables[0].filter": "SQL syntax error at character 10, near \"= 'paid'\"",
+        "objects[0].tables[2].filter": "SQL syntax error: the condition is incomplete, something is missing after "
+                                       "'amount >'",
+    }
+    objects[0]["tables"] = [objects[0]["tables"][1], objects[0]["tables"][3]]
     result = precheck(spec_document(connections, [shop], objects=objects))["filter_conditions"]
     assert result["status"] == "failed"
     problems = result["message"].split("; objects")
-    assert problems[0] == (f"objects[0].tables[0].filter on {shop}.orders: \"status = = 'paid'\": "
-                           "SQL syntax error at character 10, near \"= 'paid'\"")
-    assert problems[1] == (f"[0].tables[1].filter on {shop}.customers: \"nme LIKE 'a%'\": unknown column 'nme'; "
-                           "did you mean 'name'?")
-    assert problems[2] == (f"[0].tables[2].filter on {shop}.refunds: 'amount >': SQL syntax error: the condition "
-                           "is incomplete, something is missing after 'amount >'")
-    assert problems[3] == f"[0].tables[3].filter on {shop}.notes: 'zzz = 1': unknown column 'zzz'; the table's columns are id, body"
-    assert "LIMIT 0" not in result["message"]
+    assert problems[0] == (f"objects[0].tables[0].filter on {shop}.customers: \"nme LIKE 'a%'\": unknown column "
+                           "'nme'; did you mean 'name'?")
+    assert problems[1] == f"[0].tables[1].filter on {shop}.notes: 'zzz = 1': unknown column 'zzz'; the table's columns are id, body"
+    assert "LIMIT" not in result["message"]
 
 
 def test_a_multi_line_filter_error_gives_line_and_column(connections, shop):
     objects = [{"database": shop, "tables": [{"name": "orders", "filter": "status = 'paid'\nAND amount > > 3"}]}]
-    message = precheck(spec_document(connections, [shop], objects=objects))["filter_conditions"]["message"]
-    assert "SQL syntax error at character 30 (line 2, column 14), near '> 3'" in message
+    with pytest.raises(SpecError, match=r"SQL syntax error at character 30 \(line 2, column 14\), near '> 3'"):
+        precheck(spec_document(connections, [shop], objects=objects))
 
 
 def test_valid_filters_still_pass(connections, shop):

@@ -23,7 +23,7 @@ from typing import Any
 
 import pymysql
 
-from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core import filters, sqltext
 from airflow_provider_polar_mc.core.model import SourceColumn
 from airflow_provider_polar_mc.core.values import _repair_negative_time, format_time, set_members
 
@@ -116,7 +116,9 @@ def matching_images(
     images: Sequence[Mapping[str, Any]],
     collations: Mapping[str, str] | None = None,
 ) -> set[int]:
-    """Indexes of the row images (column name -> value) for which ``filter_expression`` is TRUE."""
+    """Indexes of the row images (column name -> value) for which ``filter_expression`` (the spec's
+    text; what runs is its rendering by ``core.filters``) is TRUE."""
+    condition = filters.parse_filter(filter_expression).sql
     collations = {k.lower(): v for k, v in (collations or {}).items()}
     names = [(c, sqltext.quote_mysql_name(c.name), collations.get(c.name.lower())) for c in columns]
     matched: set[int] = set()
@@ -127,7 +129,7 @@ def matching_images(
         nonlocal size
         if not selects:
             return
-        sql = f"SELECT idx FROM ({' UNION ALL '.join(selects)}) AS t WHERE ({filter_expression})"
+        sql = f"SELECT idx FROM ({' UNION ALL '.join(selects)}) AS t WHERE {condition}"
         with conn.cursor() as cur:
             cur.execute(sql)
             matched.update(int(row[0]) for row in cur.fetchall())

@@ -16,7 +16,7 @@ import connectorx
 import pyarrow as pa
 
 from airflow_provider_polar_mc.core import sqltext
-from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
+from airflow_provider_polar_mc.core.endpoint import READ_SESSION_STATEMENTS, MySqlEndpoint
 from airflow_provider_polar_mc.core.model import TablePlan
 from airflow_provider_polar_mc.core.source.chunking import KeyRange, range_predicate
 from airflow_provider_polar_mc.core.throttle import Throttle
@@ -46,11 +46,11 @@ def read_snapshot_range(
     sel = plan.selection
     where = range_predicate(plan.source.key_columns, r, literal)
     if sel.filter:
-        where = f"({where}) AND ({sel.filter})"
+        where = f"({where}) AND {sel.filter_sql}"
     projection = ", ".join(snapshot_select_expression(c) for c in plan.columns)
     sql = f"SELECT {projection} FROM {sqltext.quote_mysql_table(sel.source_database, sel.source_table)} WHERE {where}"
     throttle.before_query()
-    raw = connectorx.read_sql(uri, sql, return_type="arrow", pre_execution_query=["SET time_zone = '+00:00'"])
+    raw = connectorx.read_sql(uri, sql, return_type="arrow", pre_execution_query=list(READ_SESSION_STATEMENTS))
     arrays, fields, warnings = [], [], {}
     for c in plan.columns:
         converted = convert_snapshot_array(c, raw.column(snapshot_alias(c)))
