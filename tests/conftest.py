@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.emulator",
     "tests.fixtures.mysql_server",
     "tests.fixtures.airflow_home",
+    "tests.fixtures.security_tally",
 ]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from . import render
 from .catalog import InvalidName, PartitionSpec, TableMeta, parse_partition_spec
+from .door import PROJECT_NAME
 from .errors import EmulatorError
 from .http import Request, Response
 from .instances import SUCCESS, TERMINATED, InstanceManager, SqlInstance, result_csv, result_descriptor
@@ -129,8 +130,8 @@ class RestApi:
     # -- helpers -----------------------------------------------------------------------------
     def _project(self, params: dict[str, str]) -> str:
         name = params["project"]
-        if name.lower() not in self.config.projects:
-            raise EmulatorError(404, "NoSuchProject", f"Project not found - '{name}'")
+        if not PROJECT_NAME.match(name) or name.lower() not in self.config.projects:
+            raise EmulatorError(404, "NoSuchProject", f"Project not found - {name[:130]!r}")
         return name.lower()
 
     def _owner(self) -> str:

@@ -31,6 +31,11 @@ types) is rejected and leaves the session as it was.
 Commit follows MaxCompute: the request names no blocks (pyodps checks its block list against the
 server's before committing); every uploaded block is written in one ``Storage.write`` transaction
 in block-id order, honouring the session's overwrite flag, and the session becomes CLOSED.
+
+Session ids come from the request (``uploadid`` / ``downloadid``) and name directories, so only ids of
+the exact shape this service generates (:data:`SESSION_ID`) are looked up; anything else (``..``,
+``/``, other lengths) is a session that does not exist (404), before any path is built. A compressed
+block is inflated up to ``max_inflated_body`` bytes; beyond that it is refused with 413.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from .errors import EmulatorError
 from .http import Request, Response
 from .storage import Storage, StorageError
 from .tunnel_codec import (
+    InflatedTooLarge,
     TunnelFormatError,
     UnsupportedEncoding,
     cast_to_columns,
@@ -84,7 +90,10 @@ _TABLE_PATH = re.compile(
     r"^/projects/(?P<project>[^/]+)(?:/schemas/(?P<schema>[^/]+))?/tables/(?P<table>[^/]+)(?P<preview>/preview)?/?$"
 )
 _INSTANCE_PATH = re.compile(r"^/projects/(?P<project>[^/]+)/instances/(?P<instance>[^/]+)/?$")
-_SESSION_ID = re.compile(r"^[0-9A-Za-z]{1,64}$")
+# What _new_session_id makes: a UTC timestamp (14 digits) and 18 lower-case hex digits.
+SESSION_ID = re.compile(r"^[0-9]{14}[0-9a-f]{18}$")
+# Instance ids are only looked up in memory; still, nothing outside this alphabet is one.
+_INSTANCE_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 _ROW_RANGE = re.compile(r"^\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 
 MAX_BLOCK_ID = 20000  # MaxCompute accepts block ids 0..19999 in one upload session
@@ -104,9 +113,10 @@ def _new_session_id() -> str:
     return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + uuid.uuid4().hex[:18]
 
 
-def _check_session_id(value: str, what: str) -> str:
-    if not _SESSION_ID.match(value or ""):
-        raise EmulatorError(400, "InvalidArgument", f"invalid {what} {value!r}")
+def _check_session_id(value: str, code: str, what: str) -> str:
+    """The id if it has the shape this service generates, else the 404 of a session that does not exist."""
+    if not SESSION_ID.match(value or ""):
+        raise EmulatorError(404, code, f"{what} session {value[:80]!r} does not exist")
     return value
 
 
@@ -258,8 +268,15 @@ class DownloadSession:
 class TunnelService:
     """Serves pyodps's TableTunnel and InstanceTunnel requests against :class:`Storage`."""
 
-    def __init__(self, storage: Storage, data_dir: Path, instance_results: InstanceResults):
+    def __init__(
+        self,
+        storage: Storage,
+        data_dir: Path,
+        instance_results: InstanceResults,
+        max_inflated_body: int | None = None,
+    ):
         self._storage = storage
+        self._max_inflated_body = max_inflated_body
         self._uploads_dir = Path(data_dir) / "tunnel"
         self._downloads_dir = self._uploads_dir / "downloads"
         self._downloads_dir.mkdir(parents=True, exist_ok=True)
@@ -282,6 +299,8 @@ class TunnelService:
             raise _storage_error(exc) from exc
         except UnsupportedEncoding as exc:
             raise EmulatorError(400, "InvalidArgument", str(exc)) from exc
+        except InflatedTooLarge as exc:
+            raise EmulatorError(413, "RequestEntityTooLarge", str(exc)) from exc
         except TunnelFormatError as exc:
             raise EmulatorError(400, "MalformedDataStream", str(exc)) from exc
         except (InvalidName, UnsupportedType) as exc:
@@ -300,7 +319,7 @@ class TunnelService:
             elif req.method == "POST" and "downloads" in q:
                 return self._create_table_download(project, table, q)
             elif "uploadid" in q:
-                upload_id = _check_session_id(q["uploadid"], "upload id")
+                upload_id = _check_session_id(q["uploadid"], "NoSuchUpload", "upload")
                 if req.method == "GET":
                     return self._upload_status(upload_id)
                 if req.method == "PUT":
@@ -315,6 +334,8 @@ class TunnelService:
         match = _INSTANCE_PATH.match(req.path)
         if match:
             project, instance_id = match.group("project"), match.group("instance")
+            if not _INSTANCE_ID.match(instance_id):
+                raise EmulatorError(404, "NoSuchObject", f"Instance not found - {instance_id[:80]!r}")
             if req.method == "POST" and "downloads" in q:
                 return self._create_instance_download(project, instance_id, q)
             if req.method == "GET" and "downloadid" in q:
@@ -336,7 +357,7 @@ class TunnelService:
 
     # -- upload sessions --------------------------------------------------------------------------
     def _upload_dir(self, upload_id: str) -> Path:
-        return self._uploads_dir / upload_id
+        return self._uploads_dir / _check_session_id(upload_id, "NoSuchUpload", "upload")
 
     def _save_upload(self, session: UploadSession) -> None:
         _write_atomically(self._upload_dir(session.upload_id) / "session.json", json.dumps(session.to_json()).encode())
@@ -436,7 +457,7 @@ class TunnelService:
             raise EmulatorError(400, "InvalidArgument", f"blockid {block_id} outside 0..{MAX_BLOCK_ID - 1}")
         if session.status != STATUS_NORMAL:
             raise EmulatorError(409, "StatusConflict", f"upload session {upload_id} is {session.status}")
-        data = decompress_body(req.body, req.headers.get("Content-Encoding"))
+        data = decompress_body(req.body, req.headers.get("Content-Encoding"), self._max_inflated_body)
         if "arrow" in req.query:
             table = decode_arrow_block(data, session.columns)
         else:
@@ -482,7 +503,7 @@ class TunnelService:
 
     # -- download sessions ------------------------------------------------------------------------
     def _download_dir(self, download_id: str) -> Path:
-        return self._downloads_dir / download_id
+        return self._downloads_dir / _check_session_id(download_id, "NoSuchDownload", "download")
 
     def _create_download(
         self, kind: str, owner: str, columns: list[Column], partition_columns: list[Column], rows: pa.Table
@@ -521,7 +542,7 @@ class TunnelService:
         return _json_response(self._download_status_json(session), status=201)
 
     def _download_session(self, download_id: str, owner: str) -> DownloadSession:
-        _check_session_id(download_id, "download id")
+        _check_session_id(download_id, "NoSuchDownload", "download")
         try:
             text = (self._download_dir(download_id) / "session.json").read_text()
         except FileNotFoundError:

@@ -126,16 +126,29 @@ class UnsupportedEncoding(TunnelFormatError):
 _ARROW_CODEC_BY_ENCODING = {"zstd": "zstd", "x-lz4-frame": "lz4", "x-odps-lz4-frame": "lz4", "lz4_frame": "lz4"}
 
 
-def decompress_body(body: bytes, content_encoding: str | None) -> bytes:
-    """Undo the whole-body compression a tunnel client announced in ``Content-Encoding``."""
+class InflatedTooLarge(TunnelFormatError):
+    """A compressed body that inflates beyond the allowed size (a decompression bomb, or a huge block)."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"the body inflates to more than the emulator's limit of {limit} bytes")
+        self.limit = limit
+
+
+_INFLATE_STEP = 1 << 20  # compressed bytes fed, and inflated bytes taken, per step
+
+
+def decompress_body(body: bytes, content_encoding: str | None, max_size: int | None = None) -> bytes:
+    """Undo the whole-body compression a tunnel client announced in ``Content-Encoding``.
+
+    Inflation is streamed: at most ``max_size`` bytes (no limit when None) are produced before
+    :class:`InflatedTooLarge` is raised, so a small compressed body cannot claim unbounded memory.
+    """
     encoding = (content_encoding or "").strip().lower()
     if encoding in ("", "identity"):
         return body
+    limit = max_size if max_size is not None else 1 << 62
     if encoding == "deflate":  # pyodps's ZLIB: zlib-wrapped deflate
-        try:
-            return zlib.decompress(body)
-        except zlib.error as exc:
-            raise TunnelFormatError(f"body is not valid deflate data: {exc}") from exc
+        return _inflate_zlib(body, limit)
     codec = _ARROW_CODEC_BY_ENCODING.get(encoding)
     if codec is None:
         raise UnsupportedEncoding(
@@ -144,10 +157,47 @@ def decompress_body(body: bytes, content_encoding: str | None) -> bytes:
         )
     if not pa.Codec.is_available(codec):  # pragma: no cover - pyarrow wheels ship both
         raise UnsupportedEncoding(f"pyarrow lacks the {codec} codec needed for Content-Encoding {encoding!r}")
+    parts: list[bytes] = []
+    total = 0
     try:
-        return pa.CompressedInputStream(pa.BufferReader(body), codec).read()
+        stream = pa.CompressedInputStream(pa.BufferReader(body), codec)
+        while True:
+            piece = stream.read(min(_INFLATE_STEP, limit + 1 - total))
+            if not piece:
+                break
+            total += len(piece)
+            if total > limit:
+                raise InflatedTooLarge(limit)
+            parts.append(piece)
     except (OSError, pa.ArrowException) as exc:
         raise TunnelFormatError(f"body is not valid {encoding} data: {exc}") from exc
+    return b"".join(parts)
+
+
+def _inflate_zlib(body: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj()
+    view = memoryview(body)
+    parts: list[bytes] = []
+    total = offset = 0
+    try:
+        while not inflater.eof:
+            if inflater.unconsumed_tail:
+                data = inflater.unconsumed_tail
+            elif offset < len(view):
+                data, offset = view[offset : offset + _INFLATE_STEP], offset + _INFLATE_STEP
+            else:
+                break
+            # max_length is never 0 (that would mean "no limit"): total <= limit here
+            piece = inflater.decompress(data, min(_INFLATE_STEP, limit + 1 - total))
+            total += len(piece)
+            if total > limit:
+                raise InflatedTooLarge(limit)
+            parts.append(piece)
+    except zlib.error as exc:
+        raise TunnelFormatError(f"body is not valid deflate data: {exc}") from exc
+    if not inflater.eof:
+        raise TunnelFormatError("body is not valid deflate data: incomplete or truncated stream")
+    return b"".join(parts)
 
 
 # -- record format: constants and value kinds -----------------------------------------------------

@@ -4,6 +4,10 @@ Used by the tests' fixtures, the benchmarks and the demo. :class:`EmulatorProces
 free port (or a given one) with its own data dir, and knows how to reach it (``.endpoint``,
 ``.project``, ``.access_id``, ``.access_key``, ``.client()``), restart it and drive its fault
 injection (``.set_faults()``). The subprocess writes to a log file next to the data dir.
+
+Fault injection is an admin call: it needs the emulator's admin token, which the emulator makes at
+start and writes to ``<data dir>/admin-token`` (mode 0600) before it reports ready; ``start()`` reads
+it from there (``.admin_token``). It is unrelated to the access id and key.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_polar_mc.emulator.door import ADMIN_TOKEN_HEADER, read_admin_token
+
 READY_PREFIX = "polar-mc-emulator listening on "
-_ADMIN_HEADER = "x-polar-mc-emulator-access-id"
 # Emulators started and not yet stopped (the test fixtures attach their logs to failure reports).
 running_emulators: list[EmulatorProcess] = []
 
@@ -33,9 +39,12 @@ class EmulatorProcess:
         project: str = "emulator_project",
         access_id: str = "emulator-ak",
         log_level: str | None = None,
+        extra_args: Sequence[str] = (),
     ):
         self.data_dir = Path(data_dir)
         self.log_level = log_level  # the emulator's --log-level (None: its default, INFO)
+        self.extra_args = list(extra_args)  # more emulator flags, e.g. ["--max-tunnel-body", "64MiB"]
+        self.admin_token = ""  # read from <data dir>/admin-token once started
         self.project = project
         self.access_id = access_id
         self.access_key = secrets.token_urlsafe(18)
@@ -52,6 +61,7 @@ class EmulatorProcess:
     def start(self, timeout: float = 30.0, faults: str | None = None) -> EmulatorProcess:
         env = dict(os.environ, POLAR_MC_EMULATOR_ACCESS_KEY=self.access_key)
         env.pop("POLAR_MC_EMULATOR_FAULTS", None)
+        env.pop("POLAR_MC_EMULATOR_ADMIN_TOKEN", None)  # a fresh random token, read back from the data dir
         cmd = [
             sys.executable, "-m", "airflow_provider_polar_mc.emulator",
             "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
@@ -61,6 +71,7 @@ class EmulatorProcess:
             cmd += ["--faults", faults]
         if self.log_level:
             cmd += ["--log-level", self.log_level]
+        cmd += self.extra_args
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         try:
@@ -85,6 +96,7 @@ class EmulatorProcess:
                     if line.startswith(READY_PREFIX):
                         self.url = line[len(READY_PREFIX) :].strip()
                         self.port = int(self.url.rsplit(":", 1)[1])
+                        self.admin_token = read_admin_token(self.data_dir)  # written before that line
                         return
             if self._proc.poll() is not None:
                 raise RuntimeError(f"emulator exited with {self._proc.returncode}:\n{self.log_tail()}")
@@ -126,7 +138,7 @@ class EmulatorProcess:
     def _admin(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"{self.url}/_emulator/faults", data=data, method=method)
-        req.add_header(_ADMIN_HEADER, self.access_id)
+        req.add_header(ADMIN_TOKEN_HEADER, self.admin_token)
         req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())

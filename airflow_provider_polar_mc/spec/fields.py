@@ -120,7 +120,6 @@ DatabaseName = text(max_length=64, too_long="a MySQL database name has at most 6
 # MySQL allows almost any character in a quoted table name, but not a trailing space, and at most 64.
 TableName = text(r"[\s\S]{0,63}[^ ]", "is not a MySQL table name (at most 64 characters, no trailing space)")
 MySqlIdentifier = text(r"[A-Za-z0-9_$]{1,64}", "must be 1-64 characters of letters, digits, _ and $")
-HeartbeatDatabase = text(r"[A-Za-z0-9_$]{1,64}", "is not a MySQL database name")
 CheckId = text(r"[A-Za-z0-9_.:-]+", "is not a precheck id (letters, digits, _ . : -)")
 Prefix = text(r"(?:[A-Za-z][A-Za-z0-9_]*)?", "must start with a letter and contain only letters, digits and "
               "underscores", expected="a string")
@@ -163,6 +162,13 @@ def _refuse_on(problem_of: Callable[[Any], str | None]) -> Callable[[Any], Any]:
 
 
 Filter = Annotated[str, StringConstraints(pattern=r"\S"), BeforeValidator(_refuse_on(filter_problem))]
+HeartbeatDatabase = Annotated[
+    text(r"[A-Za-z0-9_$]{1,64}", "is not a MySQL database name"),
+    # The provider's one write goes to a database the migration owns, never the server's own.
+    AfterValidator(_refuse_on(lambda name: f"{name!r} is a system database: the heartbeat table belongs in one of "
+                              "yours (leave it empty for the first of source.databases)"
+                              if name.lower() in ("mysql", "information_schema", "performance_schema", "sys") else None)),
+]
 TablePatterns = unique_list(
     Annotated[str, StringConstraints(pattern=r"\S"), AfterValidator(_refuse_on(table_pattern_problem))]
 )
