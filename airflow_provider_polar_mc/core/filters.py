@@ -122,6 +122,10 @@ class _FilterDialect(MySQL):
     nodes, whose MySQL rendering may differ from what the user wrote (``REGEXP`` -> ``REGEXP_LIKE``,
     which MariaDB lacks). Only calls with a syntax of their own keep their parsers."""
 
+    class Tokenizer(MySQL.Tokenizer):
+        # Statement keywords that are also built-in functions; in a condition they are only functions.
+        KEYWORDS = {word: kind for word, kind in MySQL.Tokenizer.KEYWORDS.items() if word not in ("REPLACE",)}
+
     class Parser(MySQL.Parser):
         FUNCTIONS: dict = {}
         FUNCTION_PARSERS = {
@@ -157,17 +161,13 @@ def parse_filter(text: str) -> Filter:
     try:
         tokens = _FilterDialect().tokenize(text)
         _check_tokens(text, tokens)
-        statements = sqlglot.parse(text, dialect=_FilterDialect)
+        tree = sqlglot.parse_one(text, dialect=_FilterDialect, into=exp.Condition)
     except TokenError:
         raise FilterError(f"SQL syntax error: {_unclosed(text)}") from None
     except ParseError as error:
         raise FilterError(f"SQL syntax error{_unbalanced(tokens) or _parse_message(text, error)}") from None
     except RecursionError:
         raise FilterError(f"is nested too deeply (at most {MAX_DEPTH} levels)") from None
-    statements = [s for s in statements if s is not None]
-    if len(statements) != 1:
-        raise FilterError("must be a single condition without ';'")
-    tree = statements[0]
     _check_shape(tree)
     columns: set[str] = set()
     sql = _render(tree, columns, 0)
@@ -287,6 +287,8 @@ def _render(node: exp.Expression, columns: set[str], depth: int) -> str:
         return "TRUE" if node.this else "FALSE"
     if kind is exp.Paren:
         return f"({sub(node.this)})"
+    if kind in (exp.And, exp.Or, exp.Xor):  # a long chain is one level, not one per operand
+        return "(" + f" {_BINARY[kind]} ".join(sub(operand) for operand in node.flatten()) + ")"
     if kind in _BINARY:
         return f"({sub(node.this)} {_BINARY[kind]} {sub(node.expression)})"
     if kind is exp.Escape:  # LIKE ... ESCAPE 'c': one operator with three operands
