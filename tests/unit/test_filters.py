@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_polar_mc.core.filters import ALLOWED_FUNCTIONS, FilterError, filter_problem, parse_filter
+from airflow_provider_polar_mc.core.filters import (
+    ALLOWED_FUNCTIONS,
+    FilterError,
+    filter_problem,
+    parse_filter,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "spec.md"
 
