@@ -88,6 +88,8 @@ _BINARY = {
     exp.Is: "IS",
 }  # fmt: skip
 
+_UNARY = {exp.Not: "NOT ", exp.Neg: "-", exp.BitwiseNot: "~"}
+
 # CAST / CONVERT targets, by sqlglot's type -> MySQL's cast type (and whether it takes a length).
 _CAST_TYPES = {
     "BIGINT": "SIGNED", "INT": "SIGNED", "UBIGINT": "UNSIGNED", "UINT": "UNSIGNED", "CHAR": "CHAR",
@@ -296,12 +298,8 @@ def _render(node: exp.Expression, columns: set[str], depth: int) -> str:
         if not isinstance(like, exp.Like):
             raise FilterError("ESCAPE belongs to LIKE: column LIKE 'a!%' ESCAPE '!'")
         return f"({sub(like.this)} LIKE {sub(like.expression)} ESCAPE {sub(node.expression)})"
-    if kind is exp.Not:
-        return f"(NOT {sub(node.this)})"
-    if kind is exp.Neg:
-        return f"(-{sub(node.this)})"
-    if kind is exp.BitwiseNot:
-        return f"(~{sub(node.this)})"
+    if kind in _UNARY:
+        return f"({_UNARY[kind]}{sub(node.this)})"
     if kind is exp.In:
         if node.args.get("query") or node.args.get("unnest") or node.args.get("field") or not node.expressions:
             raise FilterError("IN takes a list of values, e.g. \"status IN ('new', 'paid')\"; subqueries are not allowed")
