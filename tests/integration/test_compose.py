@@ -670,10 +670,11 @@ def test_source_flags_and_seed_pass_the_precheck_with_minimal_grants(
                 if filtered:
                     assert 0 < kept < rows, f"{key}: the seed should have rows on both sides of the filter"
                 server.execute(f"DELETE FROM `{database}`.`{table}`")
-                if spec.heartbeat.enabled:
-                    write_heartbeat(
-                        conn, spec.heartbeat_database, spec.heartbeat.table, spec.heartbeat.interval_seconds
-                    )
+                if spec.heartbeat.enabled:  # the provider's one write, in a writable session of its own
+                    with endpoint.session(writable=True) as writer:
+                        write_heartbeat(
+                            writer, spec.heartbeat_database, spec.heartbeat.table, spec.heartbeat.interval_seconds
+                        )
                 end = capture(conn)
                 changes = read_changes(endpoint, start, end, {key: schema}, {key: selections[key]}, spec)
                 # One delete per row the filter selects; the others never were in the replica.
