@@ -217,24 +217,12 @@ def _unbalanced(tokens: list) -> str:
 
 
 def _unclosed(text: str) -> str:
-    """Which quote is left open (the tokenizer's own message cuts the text)."""
-    quote = None
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if quote:
-            if char == "\\" and quote != "`":
-                index += 2
-                continue
-            if char == quote:
-                if text[index + 1:index + 2] == quote:
-                    index += 2
-                    continue
-                quote = None
-        elif char in "'\"`":
-            quote = char
-        index += 1
-    return f"unterminated {quote} quote" if quote else "cannot be read as SQL"
+    """Which quote is left open, by the one MySQL tokenizer (sqlglot's own message cuts the text)."""
+    try:
+        sqltext.tokenize_mysql(text)
+    except ValueError as error:
+        return str(error)
+    return "cannot be read as SQL"
 
 
 def _check_shape(tree: exp.Expression) -> None:

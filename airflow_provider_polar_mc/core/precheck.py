@@ -163,19 +163,27 @@ _REPLICATION_PRIVILEGES = {
 }
 
 
-def granted_global_privileges(conn: pymysql.Connection) -> set[str]:
-    """Global privileges of the current account, parsed from SHOW GRANTS (works on MySQL and MariaDB)."""
+_GRANT = re.compile(r"GRANT (?P<privileges>.+?) ON (?P<scope>\S+) TO ", re.IGNORECASE)
+
+
+def granted_privileges(conn: pymysql.Connection, scopes: Iterable[str]) -> set[str]:
+    """Privileges of the current account granted on any of ``scopes`` (``*.*``, ``` `db`.* ```,
+    ``` `db`.`t` ``` as SHOW GRANTS writes them), parsed from SHOW GRANTS (the same on MySQL and MariaDB)."""
+    wanted = set(scopes)
     with conn.cursor() as cur:
         cur.execute("SHOW GRANTS")
         grants = [r[0] for r in cur.fetchall()]
     found: set[str] = set()
     for grant in grants:
-        m = re.match(r"GRANT (.+?) ON \*\.\* TO ", grant, re.IGNORECASE)
-        if not m:
-            continue
-        for privilege in m.group(1).split(","):
-            found.add(privilege.strip().upper())
+        m = _GRANT.match(grant)
+        if m and m.group("scope").replace("\\_", "_") in wanted:
+            found |= {privilege.strip().upper() for privilege in m.group("privileges").split(",")}
     return found
+
+
+def granted_global_privileges(conn: pymysql.Connection) -> set[str]:
+    """Global privileges of the current account."""
+    return granted_privileges(conn, ["*.*"])
 
 
 def check_replication_privileges(conn: pymysql.Connection, user: str) -> CheckResult:
@@ -194,27 +202,14 @@ def check_replication_privileges(conn: pymysql.Connection, user: str) -> CheckRe
 
 # What the heartbeat's own session does to its table (CREATE TABLE IF NOT EXISTS, INSERT IGNORE, UPDATE).
 HEARTBEAT_PRIVILEGES = ("CREATE", "INSERT", "UPDATE")
-_GRANT = re.compile(r"GRANT (?P<privileges>.+?) ON (?P<scope>\S+) TO ", re.IGNORECASE)
-
-
-def granted_on(conn: pymysql.Connection, database: str, table: str) -> set[str]:
-    """Privileges of the current account that reach ``database.table``: global, on the database, or
-    on the table, parsed from SHOW GRANTS (the same on MySQL and MariaDB)."""
-    scopes = {"*.*", f"{sqltext.quote_mysql_name(database)}.*", sqltext.quote_mysql_table(database, table)}
-    with conn.cursor() as cur:
-        cur.execute("SHOW GRANTS")
-        grants = [r[0] for r in cur.fetchall()]
-    found: set[str] = set()
-    for grant in grants:
-        m = _GRANT.match(grant)
-        if m and m.group("scope").replace("\\_", "_") in scopes:
-            found |= {privilege.strip().upper() for privilege in m.group("privileges").split(",")}
-    return found
 
 
 def check_heartbeat_privileges(conn: pymysql.Connection, database: str, table: str, user: str) -> CheckResult:
-    """The heartbeat writer may create and refresh its table (the only write the provider makes)."""
-    granted = granted_on(conn, database, table)
+    """The heartbeat writer may create and refresh its table (the only write the provider makes):
+    privileges granted globally, on its database or on the table."""
+    granted = granted_privileges(
+        conn, ["*.*", f"{sqltext.quote_mysql_name(database)}.*", sqltext.quote_mysql_table(database, table)]
+    )
     missing = [] if "ALL PRIVILEGES" in granted else [p for p in HEARTBEAT_PRIVILEGES if p not in granted]
     target = sqltext.quote_mysql_table(database, table)
     return _result(

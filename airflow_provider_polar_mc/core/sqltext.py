@@ -276,7 +276,7 @@ def _unquote_string(literal: str) -> str:
 
 def iter_mysql_tokens(statement: str) -> Iterator[Token]:
     """Tokens of a MySQL statement (comments removed as the server does). Raises ValueError on text
-    that is not MySQL (an unterminated quote)."""
+    that is not MySQL, naming an unterminated quote."""
     text = strip_mysql_comments(statement)
     pos = 0
     while pos < len(text):
@@ -284,6 +284,9 @@ def iter_mysql_tokens(statement: str) -> Iterator[Token]:
             return
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
+            rest = text[pos:].lstrip()
+            if rest[:1] in ("'", '"', "`"):
+                raise ValueError(f"unterminated {rest[0]} quote near {rest[:30]!r}")
             raise ValueError(f"cannot tokenize SQL near {text[pos:pos + 30]!r}")
         kind = m.lastgroup or "symbol"
         value = m.group(kind)

@@ -45,29 +45,30 @@ class BinlogSensor(BaseSensorOperator):
         settle = self.settle_seconds if self.settle_seconds is not None else migration.incremental.settle_seconds
         return migration.to_dict(), float(settle)
 
-    def _poll(self, context: Any) -> dict[str, Any] | None:
+    def _poll(self, context: Any) -> tuple[dict[str, Any] | None, dict[str, Any], float]:
+        """One poll through the error path: (the coordinate or None, the spec document, settle seconds)."""
         try:
             document, settle = self._document_and_settle()
-            return poll_interval_end(document, context["data_interval_end"].isoformat(), settle)
+            return poll_interval_end(document, context["data_interval_end"].isoformat(), settle), document, settle
         except PolarMcError as exc:
             fail_unless_retryable(exc)
+            raise  # not reached: fail_unless_retryable always raises
 
     def execute(self, context: Any) -> Any:
         interval_end = context["data_interval_end"].isoformat()
-        coordinate = self._poll(context)
+        coordinate, document, settle = self._poll(context)
         if coordinate is not None:
             self.log.info("end coordinate of the interval ending %s: %s", interval_end, coordinate)
             return coordinate
         if not self.deferrable:
             return super().execute(context)
-        document, settle = self._document_and_settle()
         self.defer(
             trigger=BinlogTrigger(document, interval_end, settle, self.poke_interval),
             method_name="execute_complete",
         )
 
     def poke(self, context: Any) -> PokeReturnValue:
-        coordinate = self._poll(context)
+        coordinate, _, _ = self._poll(context)
         return PokeReturnValue(coordinate is not None, coordinate)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
+from airflow_provider_polar_mc.exceptions import BinlogUnavailable
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
 from airflow_provider_polar_mc.triggers.binlog import BinlogTrigger
 
@@ -46,28 +47,19 @@ def test_trigger_polls_until_the_coordinate_is_recorded(monkeypatch):
     assert calls == [("m1", END, 5)] * 3
 
 
-def test_trigger_reports_errors_as_an_event(monkeypatch):
+@pytest.mark.parametrize(("error", "payload"), [
+    (RuntimeError("source unreachable"),
+     {"status": "error", "message": "RuntimeError: source unreachable", "retryable": True}),
+    (BinlogUnavailable("binlog file mysql-bin.000007 was purged; re-run the setup"),  # retrying cannot help
+     {"status": "error", "message": "binlog file mysql-bin.000007 was purged; re-run the setup", "retryable": False}),
+], ids=["driver_error", "not_retryable"])
+def test_trigger_reports_errors_as_an_event_saying_whether_retrying_helps(monkeypatch, error, payload):
     def poll(*args):
-        raise RuntimeError("source unreachable")
+        raise error
 
     monkeypatch.setattr("airflow_provider_polar_mc.triggers.binlog.poll_interval_end", poll)
     events = _collect(BinlogTrigger(SPEC, END, poll_seconds=0.01))
-    assert [e.payload for e in events] == [
-        {"status": "error", "message": "RuntimeError: source unreachable", "retryable": True}
-    ]
-
-
-def test_trigger_says_when_retrying_cannot_help(monkeypatch):
-    from airflow_provider_polar_mc.exceptions import BinlogUnavailable
-
-    def poll(*args):
-        raise BinlogUnavailable("binlog file mysql-bin.000007 was purged; re-run the setup")
-
-    monkeypatch.setattr("airflow_provider_polar_mc.triggers.binlog.poll_interval_end", poll)
-    events = _collect(BinlogTrigger(SPEC, END, poll_seconds=0.01))
-    assert [e.payload for e in events] == [
-        {"status": "error", "message": "binlog file mysql-bin.000007 was purged; re-run the setup", "retryable": False}
-    ]
+    assert [e.payload for e in events] == [payload]
 
 
 def _context():
