@@ -19,7 +19,7 @@ def poll_interval_end(spec_document: dict[str, Any], interval_end: str, settle_s
     """One poll (blocking; the trigger runs it in a thread): the recorded or newly captured end coordinate
     of the interval as a dict, or None while the source's clock has not passed the interval's end."""
     from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
-    from airflow_provider_polar_mc.core.incremental import capture_interval_end
+    from airflow_provider_polar_mc.core.interval_capture import capture_interval_end
     from airflow_provider_polar_mc.hooks import resolve
     from airflow_provider_polar_mc.spec import MigrationSpec
 

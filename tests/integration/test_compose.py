@@ -590,7 +590,7 @@ def test_source_flags_and_seed_pass_the_precheck_with_minimal_grants(
     from airflow_provider_polar_mc.cli import main as polar_mc
     from airflow_provider_polar_mc.core.binlog.coordinates import binary_logs, capture
     from airflow_provider_polar_mc.core.binlog.reader import read_changes
-    from airflow_provider_polar_mc.core.incremental import write_heartbeat
+    from airflow_provider_polar_mc.core.interval_capture import write_heartbeat
     from airflow_provider_polar_mc.core.planning import describe_table_schema
     from airflow_provider_polar_mc.core.precheck import granted_global_privileges
     from airflow_provider_polar_mc.core.selection import select_tables

@@ -194,7 +194,7 @@ def test_an_interval_that_does_not_match_the_partition_is_rejected(connections, 
 
 def test_capture_waits_for_the_interval_writes_heartbeats_and_is_recorded_once(connections, mysql_server, emulator, shop):
     from airflow_provider_polar_mc.core.full_load import record_snapshot_coordinate
-    from airflow_provider_polar_mc.core.incremental import capture_interval_end
+    from airflow_provider_polar_mc.core.interval_capture import capture_interval_end
 
     spec_doc = make_spec(connections, shop)
     spec_doc["heartbeat"] = {"enabled": True, "interval_seconds": 1}
