@@ -1,46 +1,56 @@
-"""Benchmark: turn one interval of 200,000 row changes into DTS change rows with ``read_changes``.
+"""Benchmark: one incremental batch of 200,000 row changes, binlog to committed `_log` partition, end to end.
 
-Self-contained: starts a private MariaDB/MySQL server (sandbox), creates an orders-like table
-(BIGINT PK, INT, VARCHAR(16), DECIMAL(12,2), DOUBLE, SMALLINT, DATETIME(3), TIMESTAMP, VARCHAR(255),
-TINYINT), captures a coordinate, writes mixed INSERT / UPDATE / DELETE transactions of 500 rows each
-(not timed), captures the end coordinate, then times ``read_changes`` over the interval. For scale,
-the server's own decoder (``mariadb-binlog``/``mysqlbinlog --verbose``) is timed over the same
-positions. Prints ONE JSON line:
+Self-contained: starts a private MariaDB/MySQL server and the MaxCompute emulator (subprocesses,
+temporary directories), creates ``bench.orders`` (BIGINT PK, INT, VARCHAR(16), DECIMAL(12,2), DOUBLE,
+SMALLINT, DATETIME(3), TIMESTAMP, VARCHAR(255), TINYINT), migrates the schema and runs the full load
+(which records the snapshot coordinate C0), then writes mixed INSERT / UPDATE / DELETE transactions of
+500 rows each (not timed) and records the current end of binlog as the end coordinate of the chain's
+first interval (the hour holding C0). Timed, each in a child process of its own (connections as
+``AIRFLOW_CONN_*`` variables):
 
-    {"changes", "change_rows", "seconds", "rows_per_s", "peak_rss_mb", "tool_seconds", "tool_rows_per_s", "ratio"}
+* the batch: ``IncrementalLoadOperator.execute`` for that interval: read the recorded range, write and
+  commit the table's ``_log`` partition, mark the interval done. Its wall time gives ``rows_per_s``;
+  its peak RSS (``getrusage(RUSAGE_SELF)`` in the child: the server and the emulator are not counted)
+  ``peak_rss_mb``. The partition is then checked against the changes written (rows per operation).
+* decode only: ``stream_changes`` over the same range into a sink that drops the chunks
+  (``decode_rows_per_s``): what reading and converting costs without the upload.
+* the reference: the server's own binlog tool (``mariadb-binlog``/``mysqlbinlog --verbose``) decoding
+  the same positions to /dev/null (``tool_rows_per_s``).
 
-``changes`` are row changes (an UPDATE counts once); ``change_rows`` the rows produced (an UPDATE
-gives a before- and an after-image row); both rates divide ``change_rows`` by the seconds taken, so
-``ratio`` (ours / tool) compares the same work.
+``changes`` are row changes (an UPDATE counts once); ``change_rows`` the `_log` rows they give (an
+UPDATE gives a before- and an after-image row). Every rate divides ``change_rows`` by the seconds
+taken, so ``ratio`` (= rows_per_s / tool_rows_per_s) compares the same work. Prints ONE JSON line:
 
-    .venv/bin/python bench/incremental.py [--inserts N] [--updates N] [--deletes N] [--profile]
+    {"changes", "change_rows", "seconds", "rows_per_s", "decode_rows_per_s", "tool_rows_per_s",
+     "ratio", "peak_rss_mb", "block_rows"}
+
+    .venv/bin/python bench/incremental.py [--changes N] [--block-rows N] [--profile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
+import datetime as dt
 import json
-import pstats
+import os
 import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from airflow_provider_polar_mc.core.binlog.coordinates import capture
-from airflow_provider_polar_mc.core.binlog.reader import read_changes
-from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
-from airflow_provider_polar_mc.core.planning import describe_table_schema
-from airflow_provider_polar_mc.core.selection import select_tables  # noqa: E402
-from airflow_provider_polar_mc.sandbox.mysql import PrivateMySqlServer, ServerConfig  # noqa: E402
-from airflow_provider_polar_mc.spec import MigrationSpec  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 DATABASE, TABLE = "bench", "orders"
+SOURCE_ID, DEST_ID = "bench_polar", "bench_mc"
+RESULT_PREFIX = "bench-incremental-result: "
 BATCH = 500
+# Of every 10 changes: 5 inserts, 3 updates, 2 deletes.
+SHARES = (5, 3, 2)
 DDL = f"""CREATE TABLE `{DATABASE}`.`{TABLE}` (
   id BIGINT NOT NULL PRIMARY KEY, qty INT, code VARCHAR(16), price DECIMAL(12,2), ratio DOUBLE,
   small SMALLINT, created DATETIME(3), updated TIMESTAMP NULL DEFAULT NULL, body VARCHAR(255), flag TINYINT
@@ -56,11 +66,89 @@ UPDATE = f"""UPDATE `{DATABASE}`.`{TABLE}` SET qty = qty + 1, price = price + 0.
 DELETE = f"DELETE FROM `{DATABASE}`.`{TABLE}` WHERE id >= %(lo)s AND id < %(hi)s"
 
 
-def write_changes(server: PrivateMySqlServer, inserts: int, updates: int, deletes: int) -> None:
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def make_spec(block_rows: int) -> dict:
+    return {
+        "name": "bench_incremental",
+        "source": {"conn_id": SOURCE_ID, "databases": [DATABASE]},
+        "destination": {"conn_id": DEST_ID},
+        "migration_types": ["schema", "full", "incremental"],
+        "objects": [{"database": DATABASE, "tables": [TABLE]}],
+        "partition": ["year", "month", "day", "hour"],
+        "heartbeat": {"enabled": False},
+        "merge": {"enabled": False},
+        "incremental": {"block_rows": block_rows},
+    }
+
+
+def interval_of(moment: float) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.fromtimestamp(moment, dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return start, start + dt.timedelta(hours=1)
+
+
+def split(changes: int) -> tuple[int, int, int]:
+    inserts = changes * SHARES[0] // 10
+    updates = changes * SHARES[1] // 10
+    return inserts, updates, changes - inserts - updates
+
+
+# -- the timed children ----------------------------------------------------------------------------
+def batch_child(args: argparse.Namespace) -> dict:
+    """The whole batch, as the incremental DAG's incremental_load task runs it."""
+    from airflow_provider_polar_mc.operators.incremental import IncrementalLoadOperator
+
+    start, end = (dt.datetime.fromisoformat(x) for x in args.interval.split("/"))
+    operator = IncrementalLoadOperator(task_id="incremental_load", spec=make_spec(args.block_rows))
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    began = time.perf_counter()
+    summary = operator.execute({"data_interval_start": start, "data_interval_end": end})
+    seconds = time.perf_counter() - began
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    rows = sum(t["rows"] for t in summary["tables"].values())
+    return {"seconds": seconds, "rows": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def decode_child(args: argparse.Namespace) -> dict:
+    """Reading and converting the same range, the chunks dropped: the batch without its upload."""
+    from airflow_provider_polar_mc.core import intervals
+    from airflow_provider_polar_mc.core.binlog.reader import stream_changes
+    from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
+    from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
+    from airflow_provider_polar_mc.core.full_load import SNAPSHOT_KEY, SNAPSHOT_KIND
+    from airflow_provider_polar_mc.core.model import BinlogCoordinate
+    from airflow_provider_polar_mc.core.selection import select_tables
+    from airflow_provider_polar_mc.hooks import resolve
+    from airflow_provider_polar_mc.spec import MigrationSpec
+
+    spec = MigrationSpec.from_dict(make_spec(args.block_rows))
+    store = MaxComputeCheckpointStore(resolve.destination(spec), spec.name)
+    start = BinlogCoordinate.from_dict(store.get(SNAPSHOT_KIND, SNAPSHOT_KEY))
+    end = intervals.recorded_end(store, dt.datetime.fromisoformat(args.interval.split("/")[1]))
+    key = f"{DATABASE}.{TABLE}"
+    schema = TableSchema.from_dict(store.get("schema_c0", key))
+    selection = select_tables(spec, {DATABASE: [TABLE]})[0]
+    began = time.perf_counter()
+    changes = stream_changes(
+        resolve.source_endpoint(spec), start, end, {key: schema}, {key: selection}, spec,
+        on_chunk=lambda table, rows: None, chunk_rows=args.block_rows,
+    )  # fmt: skip
+    return {"seconds": time.perf_counter() - began, "rows": changes.rows}
+
+
+# -- the driver ------------------------------------------------------------------------------------
+def write_changes(server, inserts: int, updates: int, deletes: int) -> None:
     """Interleaved 500-row transactions: inserts fill ids 0.., updates take ids from the bottom and
     deletes from the top of the inserted range, each as soon as its ids exist."""
-    if updates + deletes > inserts:
-        raise SystemExit("updates + deletes must not exceed inserts")
     conn = server.connect(autocommit=True)
     depth = "max_recursive_iterations" if server.is_mariadb else "cte_max_recursion_depth"
     first_deleted = inserts - deletes
@@ -83,13 +171,13 @@ def write_changes(server: PrivateMySqlServer, inserts: int, updates: int, delete
     conn.close()
 
 
-def tool_seconds(server: PrivateMySqlServer, start, end) -> float | None:
+def tool_seconds(server, start, end) -> float:
     tool = shutil.which("mariadb-binlog") or shutil.which("mysqlbinlog")
     if tool is None:
-        return None
+        raise SystemExit("no mariadb-binlog/mysqlbinlog on PATH (the reference)")
     binlog_dir = server.base_dir / "binlog"
-    first, last = start.file_index, end.file_index
-    files = [str(binlog_dir / f"{start.log_file.rsplit('.', 1)[0]}.{i:06d}") for i in range(first, last + 1)]
+    stem = start.log_file.rsplit(".", 1)[0]
+    files = [str(binlog_dir / f"{stem}.{i:06d}") for i in range(start.file_index, end.file_index + 1)]
     began = time.perf_counter()
     subprocess.run(
         [tool, "--verbose", f"--start-position={start.log_pos}", f"--stop-position={end.log_pos}", *files],
@@ -98,58 +186,118 @@ def tool_seconds(server: PrivateMySqlServer, start, end) -> float | None:
     return time.perf_counter() - began
 
 
-def main() -> None:
+def run_child(mode: str, args: argparse.Namespace, interval: str) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--interval", interval,
+           "--block-rows", str(args.block_rows)]  # fmt: skip
+    if args.profile and mode == "batch":
+        cmd += ["--profile", args.profile]
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, check=True, env=os.environ).stdout.decode()
+    (line,) = [x for x in out.splitlines() if x.startswith(RESULT_PREFIX)]
+    return json.loads(line[len(RESULT_PREFIX) :])
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inserts", type=int, default=100_000)
-    parser.add_argument("--updates", type=int, default=60_000)
-    parser.add_argument("--deletes", type=int, default=40_000)
-    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile to stderr")
+    parser.add_argument("--changes", type=int, default=200_000, help="row changes, 5:3:2 I/U/D (%(default)s)")
+    parser.add_argument("--block-rows", type=int, default=50_000, help="incremental.block_rows (%(default)s)")
+    parser.add_argument("--profile", default=None, help="write a cProfile of the batch child to this file")
+    parser.add_argument("--child", choices=("batch", "decode"), help=argparse.SUPPRESS)
+    parser.add_argument("--interval", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    server = PrivateMySqlServer(ServerConfig()).start()
+    if args.child:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        result = batch_child(args) if args.child == "batch" else decode_child(args)
+        print(RESULT_PREFIX + json.dumps(result))
+        return 0
+    # Only the result goes to stdout; everything else (Airflow's task logging included) to stderr.
+    result_out, sys.stdout = sys.stdout, sys.stderr
+
+    from airflow_provider_polar_mc.core import intervals
+    from airflow_provider_polar_mc.core.binlog.coordinates import capture
+    from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
+    from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+    from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
+    from airflow_provider_polar_mc.core.full_load import SNAPSHOT_KEY, SNAPSHOT_KIND
+    from airflow_provider_polar_mc.core.model import BinlogCoordinate
+    from airflow_provider_polar_mc.operators.full_load import FullLoadOperator
+    from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
+    from airflow_provider_polar_mc.sandbox.connections import maxcompute_connection, polardb_connection
+    from airflow_provider_polar_mc.sandbox.emulator import EmulatorProcess
+    from airflow_provider_polar_mc.sandbox.mysql import PrivateMySqlServer, ServerConfig
+    from airflow_provider_polar_mc.spec import MigrationSpec
+
+    inserts, updates, deletes = split(args.changes)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-incremental-"))
+    server = PrivateMySqlServer(
+        ServerConfig(extra={"innodb_buffer_pool_size": "1G", "innodb_flush_log_at_trx_commit": "2"}), base_dir=tmp / "mysql"
+    )
+    emulator = EmulatorProcess(tmp / "emulator" / "data", project="bench_project", log_level="WARNING")
     try:
+        (tmp / "emulator").mkdir()
+        server.start()
+        emulator.start()
+        os.environ[f"AIRFLOW_CONN_{SOURCE_ID.upper()}"] = polardb_connection(server)
+        os.environ[f"AIRFLOW_CONN_{DEST_ID.upper()}"] = maxcompute_connection(emulator)
         server.execute(f"CREATE DATABASE `{DATABASE}`", DDL)
+        spec = make_spec(args.block_rows)
+        SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+        FullLoadOperator(task_id="full_load", spec=spec).execute({})  # records C0 (and the empty table)
+        destination = MaxComputeDestination(emulator.client(), emulator.project)
+        store = MaxComputeCheckpointStore(destination, spec["name"])
+        c0 = BinlogCoordinate.from_dict(store.get(SNAPSHOT_KIND, SNAPSHOT_KEY))
+        log(f"writing {inserts:,} inserts, {updates:,} updates, {deletes:,} deletes")
+        began = time.perf_counter()
+        write_changes(server, inserts, updates, deletes)
+        log(f"written in {time.perf_counter() - began:.1f}s")
         endpoint = MySqlEndpoint(host=server.host, port=server.port, user=server.user, password=server.password)
         conn = endpoint.connect()
-        schema = describe_table_schema(conn, DATABASE, TABLE)
-        start = capture(conn)
-        write_changes(server, args.inserts, args.updates, args.deletes)
         end = capture(conn)
         conn.close()
-        spec = MigrationSpec.from_dict(
-            {"name": "bench", "source": {"databases": [DATABASE]},
-             "objects": [{"database": DATABASE, "tables": [{"name": TABLE}]}]}
-        )  # fmt: skip
-        selection = select_tables(spec, {DATABASE: [TABLE]})[0]
-        key = f"{DATABASE}.{TABLE}"
+        start_moment, end_moment = interval_of(c0.captured_at)
+        intervals.record_end(store, end_moment, end)  # the recorded range the batch reads: (C0, end]
+        interval = f"{start_moment.isoformat()}/{end_moment.isoformat()}"
 
-        profiler = cProfile.Profile() if args.profile else None
-        began = time.perf_counter()
-        if profiler:
-            profiler.enable()
-        changes = read_changes(endpoint, start, end, {key: schema}, {key: selection}, spec)
-        if profiler:
-            profiler.disable()
-        seconds = time.perf_counter() - began
-        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        change_rows = changes.rows
-        tool = tool_seconds(server, start, end)
+        tool = tool_seconds(server, c0, end)
+        log(f"{Path(shutil.which('mariadb-binlog') or shutil.which('mysqlbinlog')).name}: {tool:.2f}s")
+        decode = run_child("decode", args, interval)
+        log(f"decode only: {decode['seconds']:.2f}s")
+        batch = run_child("batch", args, interval)
+        log(f"batch: {batch['seconds']:.2f}s, peak RSS {batch['peak_rss_mb']:.0f} MB")
+
+        change_rows = inserts + 2 * updates + deletes
+        log_table = f"{TABLE}_log"
+        migration = MigrationSpec.from_dict(spec)
+        values = intervals.partition_values(start_moment, end_moment, migration.partition)
+        where = " AND ".join(f"{c} = '{v}'" for c, v in zip(migration.partition_columns(), values, strict=True))
+        counts = dict(destination.query(f"SELECT operation_flag, COUNT(*) FROM {log_table} WHERE {where} GROUP BY operation_flag"))
+        want = {"I": inserts, "U": 2 * updates, "D": deletes}
+        if {k: int(v) for k, v in counts.items()} != want or batch["rows"] != change_rows or decode["rows"] != change_rows:
+            raise SystemExit(f"_log rows per operation {counts}, want {want}; batch rows {batch['rows']}, "
+                             f"decode rows {decode['rows']}, want {change_rows}")
+        log(f"verified: {log_table} holds {counts}")
+        rows_per_s = change_rows / batch["seconds"]
+        tool_rate = change_rows / tool
         result = {
-            "changes": args.inserts + args.updates + args.deletes,
+            "changes": inserts + updates + deletes,
             "change_rows": change_rows,
-            "seconds": round(seconds, 3),
-            "rows_per_s": round(change_rows / seconds),
-            "peak_rss_mb": round(peak_rss_mb, 1),
-            "tool_seconds": round(tool, 3) if tool else None,
-            "tool_rows_per_s": round(change_rows / tool) if tool else None,
-            "ratio": round(tool / seconds, 4) if tool else None,
+            "seconds": round(batch["seconds"], 3),
+            "rows_per_s": round(rows_per_s),
+            "decode_rows_per_s": round(change_rows / decode["seconds"]),
+            "tool_rows_per_s": round(tool_rate),
+            "ratio": round(rows_per_s / tool_rate, 4),
+            "peak_rss_mb": round(batch["peak_rss_mb"], 1),
+            "block_rows": args.block_rows,
         }
-        print(json.dumps(result))
-        if profiler:
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+        print(json.dumps(result), file=result_out, flush=True)
     finally:
+        emulator.stop()
         server.destroy()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

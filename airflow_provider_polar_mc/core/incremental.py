@@ -1,10 +1,12 @@
 """Incremental batches without Airflow: capture an interval's end coordinate, and load its changes into
 exactly one `_log` partition per table.
 
-Order of work in a batch (docs/architecture.md: data before bookkeeping): read the recorded range
-(C(i-1), C(i)], extend `_base` and `_log` with columns added inside the range, overwrite the interval's
-partition of every selected table's `_log` (one Tunnel session each, committed once), and only then mark
-the interval done. A crash anywhere repeats idempotent overwrites; nothing is ever appended twice.
+Order of work in a batch (docs/architecture.md: data before bookkeeping): stream the recorded range
+(C(i-1), C(i)] into the interval's partition of every selected table's `_log` (one overwrite Tunnel
+session each; blocks are uploaded while the next ones are decoded, a bounded number in flight),
+extending `_base` and `_log` with columns added inside the range before the first block that has them,
+commit every session once, and only then mark the interval done. A crash anywhere repeats idempotent
+overwrites; nothing is ever appended twice, and nothing is visible before the commits.
 """
 
 from __future__ import annotations
@@ -18,19 +20,19 @@ import pyarrow as pa
 
 from airflow_provider_polar_mc.core import intervals
 from airflow_provider_polar_mc.core.binlog.coordinates import capture, verify_readable
-from airflow_provider_polar_mc.core.binlog.reader import read_changes
+from airflow_provider_polar_mc.core.binlog.reader import ChangeSet, stream_changes
 from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
-from airflow_provider_polar_mc.core.destination.upload import TableUpload
+from airflow_provider_polar_mc.core.destination.upload import PartitionUploads
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
-from airflow_provider_polar_mc.core.model import DestColumn
+from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan, DestColumn
 from airflow_provider_polar_mc.core.selection import select_tables
 from airflow_provider_polar_mc.core.source.catalog import list_tables
 from airflow_provider_polar_mc.core.throttle import Throttle
 from airflow_provider_polar_mc.core.typemap import arrow_type_for
-from airflow_provider_polar_mc.exceptions import CheckpointConflict
-from airflow_provider_polar_mc.spec import MigrationSpec
+from airflow_provider_polar_mc.exceptions import CheckpointConflict, UnsupportedDDL
+from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
 
 SCHEMA_KIND = "schema_c0"
 
@@ -41,9 +43,17 @@ def record_snapshot_schemas(store: CheckpointStore, schemas: dict[str, TableSche
         store.put_once(SCHEMA_KIND, name, schema.to_dict())
 
 
-def _chunks(table: pa.Table, rows: int):
-    for offset in range(0, max(table.num_rows, 1), rows):
-        yield offset // rows, table.slice(offset, rows)
+# Blocks queued or uploading at once per batch: with the block being decoded, what bounds its memory.
+BLOCKS_IN_FLIGHT = 3
+UPLOAD_THREADS = 2
+# A batch that meets an ADD COLUMN on a table whose session already holds blocks (which lack the
+# column) starts its read over once the column exists in MaxCompute; each restart adds columns, so
+# this bounds a pathological interval (more ALTERs than this on tables with blocks written before).
+MAX_READ_RESTARTS = 20
+
+
+class _ColumnsAddedAfterBlocks(Exception):
+    """Internal: a table's session has blocks without the columns just added; read again."""
 
 
 class IncrementalLoader:
@@ -89,7 +99,7 @@ class IncrementalLoader:
         schemas = self._schemas_at_start(interval_start, first, [s.source_name for s in selections])
         by_name = {s.source_name: s for s in selections if s.source_name in schemas}
         self.log(f"reading binlog ({start}, {end}] for {len(by_name)} tables into partition {partition}")
-        changes = read_changes(self.endpoint, start, end, schemas, by_name, spec, log=self.log)
+        changes = self._stream_partition(start, end, schemas, by_name, partition)
 
         summary: dict[str, Any] = {
             "interval_start": intervals.interval_key(interval_start),
@@ -100,14 +110,11 @@ class IncrementalLoader:
             "tables": {},
             "schemas": {},
         }
-        for name, table_changes in changes.tables.items():
+        for name, streamed in changes.tables.items():
             selection = by_name[name]
-            if table_changes.added_columns:
-                self._add_columns(selection, table_changes.added_columns)
-            self._write_partition(selection.log_table, partition, table_changes.rows)
-            summary["tables"][name] = {"rows": table_changes.rows.num_rows, "warnings": dict(table_changes.warnings)}
-            summary["schemas"][name] = table_changes.schema_at_end.to_dict()
-            self.log(f"{name} -> {selection.log_table} [{partition}]: {table_changes.rows.num_rows:,} rows")
+            summary["tables"][name] = {"rows": streamed.rows, "warnings": dict(streamed.warnings)}
+            summary["schemas"][name] = streamed.schema_at_end.to_dict()
+            self.log(f"{name} -> {selection.log_table} [{partition}]: {streamed.rows:,} rows")
         summary["seconds"] = round(time.monotonic() - started, 3)
         # Latency: how far behind the source this interval's data reaches MaxCompute.
         summary["latency_seconds"] = round(time.time() - intervals.utc(interval_end).timestamp(), 1)
@@ -121,17 +128,47 @@ class IncrementalLoader:
         intervals.mark_done(self.store, interval_end, summary)
         return {k: v for k, v in summary.items() if k != "schemas"}
 
-    def _conform(self, table: str, rows: pa.Table) -> pa.Table:
-        """Rows of an interval read before a later ADD COLUMN (a re-run, a backfill) lack columns the
-        `_log` table has by now: they are NULL there, as the source had no value for them yet."""
+    def _stream_partition(
+        self,
+        start: BinlogCoordinate,
+        end: BinlogCoordinate,
+        schemas: dict[str, TableSchema],
+        by_name: dict[str, TableSelection],
+        partition: str,
+    ) -> ChangeSet:
+        """Read (start, end] straight into the partition's upload sessions and commit them all."""
+        for attempt in range(MAX_READ_RESTARTS + 1):
+            uploads = PartitionUploads(
+                self.destination, partition, threads=UPLOAD_THREADS, max_in_flight=BLOCKS_IN_FLIGHT,
+                before_block=self._throttle_block,
+            )  # fmt: skip
+            writer = _PartitionWriter(self, uploads, by_name)
+            try:
+                changes = stream_changes(
+                    self.endpoint, start, end, schemas, by_name, self.spec, on_chunk=writer.write,
+                    on_columns_added=writer.columns_added, chunk_rows=self.spec.incremental.block_rows, log=self.log,
+                )  # fmt: skip
+                uploads.commit([by_name[key].log_table for key in changes.tables])
+                return changes
+            except _ColumnsAddedAfterBlocks as restart:
+                self.log(f"{restart.args[0]}: columns added after blocks were written; reading the interval again "
+                         f"(attempt {attempt + 2})")
+            finally:
+                uploads.close()
+        raise UnsupportedDDL(
+            f"more than {MAX_READ_RESTARTS} ADD COLUMN statements in the interval {start} .. {end} on tables "
+            "with changes before them. Fix: use shorter intervals (partition definition) around such schema changes"
+        )
+
+    def _throttle_block(self, rows: pa.Table) -> None:
+        self.throttle.before_query()
+        self.throttle.after_read(rows.num_rows, rows.nbytes)
+
+    def _log_columns(self, table: str) -> list[DestColumn]:
         described = self.destination.describe(table)
         if described is None:
             raise CheckpointConflict(f"destination table {table} does not exist: run the schema migration first")
-        present = {name.lower() for name in rows.column_names}
-        for column in described.columns:
-            if column.name.lower() not in present:
-                rows = rows.append_column(column.name, pa.nulls(rows.num_rows, arrow_type_for(column.type)))
-        return rows
+        return list(described.columns)
 
     def _schemas_at_start(self, interval_start: dt.datetime, first: bool, names: list[str]) -> dict[str, TableSchema]:
         if first:
@@ -149,24 +186,52 @@ class IncrementalLoader:
             self.log(f"tables without a recorded snapshot schema are skipped until their full load ran: {missing}")
         return {n: TableSchema.from_dict(v) for n, v in recorded.items() if v is not None}
 
-    def _add_columns(self, selection, added) -> None:
+    def _add_columns(self, selection: TableSelection, added: tuple[ColumnPlan, ...]) -> bool:
+        """Add ``added`` to ``_base`` and ``_log`` where missing; True when the ``_log`` table changed."""
         columns = [DestColumn(selection.spell(c.destination), c.mapped.mc_type.lower(), c.mapped.comment) for c in added]
+        changed = False
         for table in (selection.base_table, selection.log_table):
             existing = self.destination.describe(table)
             have = {c.name.lower() for c in existing.columns} if existing else set()
             new = [c for c in columns if c.name.lower() not in have]
             if new:
                 self.destination.add_columns(table, new)
+                changed = changed or table == selection.log_table
                 self.log(f"{table}: added columns {[c.name for c in new]} (ALTER TABLE ... ADD COLUMN in the source)")
+        return changed
 
-    def _write_partition(self, table: str, partition: str, rows: pa.Table) -> None:
-        rows = self._conform(table, rows)
-        upload = TableUpload(self.destination, table, partition=partition, overwrite=True)
-        upload.open()
-        blocks = []
-        for block_id, chunk in _chunks(rows, self.spec.incremental.block_rows):
-            self.throttle.before_query()
-            upload.write_block(block_id, chunk)
-            self.throttle.after_read(chunk.num_rows, chunk.nbytes)
-            blocks.append(block_id)
-        upload.commit(blocks)
+
+class _PartitionWriter:
+    """One attempt at streaming an interval into its partition: the reader's chunk and ADD COLUMN sinks."""
+
+    def __init__(self, loader: IncrementalLoader, uploads: PartitionUploads, by_name: dict[str, TableSelection]):
+        self._loader = loader
+        self._uploads = uploads
+        self._by_name = by_name
+        self._block_rows = loader.spec.incremental.block_rows
+        self._columns: dict[str, list[DestColumn]] = {}  # per _log table: its columns, as its session has them
+
+    def write(self, key: str, rows: pa.Table) -> None:
+        table = self._by_name[key].log_table
+        if table not in self._columns:
+            self._columns[table] = self._loader._log_columns(table)
+        for offset in range(0, rows.num_rows, self._block_rows):
+            self._uploads.write(table, _conform(self._columns[table], rows.slice(offset, self._block_rows)))
+
+    def columns_added(self, key: str, added: tuple[ColumnPlan, ...]) -> None:
+        selection = self._by_name[key]
+        if self._loader._add_columns(selection, added) and self._uploads.opened(selection.log_table):
+            raise _ColumnsAddedAfterBlocks(key)
+        self._columns.pop(selection.log_table, None)  # described again at the table's first block
+
+
+def _conform(columns: list[DestColumn], rows: pa.Table) -> pa.Table:
+    """``rows`` in the layout of the ``_log`` table's columns: by name, in the table's order. Columns the
+    rows lack (read before a later ADD COLUMN: a re-run, a backfill, or a chunk from before the ALTER
+    inside this interval) are NULL, as the source had no value for them yet."""
+    present = {name.lower(): index for index, name in enumerate(rows.column_names)}
+    arrays = []
+    for column in columns:
+        index = present.get(column.name.lower())
+        arrays.append(rows.column(index) if index is not None else pa.nulls(rows.num_rows, arrow_type_for(column.type)))
+    return pa.table(arrays, names=[c.name for c in columns])

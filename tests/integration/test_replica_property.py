@@ -470,16 +470,24 @@ CHILD = """
 import datetime as dt, json, os, sys, time
 spec, mode, i = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 from airflow_provider_polar_mc.core import intervals
+from airflow_provider_polar_mc.core.binlog import reader
 from airflow_provider_polar_mc.core.destination import upload
 from airflow_provider_polar_mc.operators.incremental import IncrementalLoadOperator
 if mode == "mid_write":
-    original = upload.TableUpload.write_block
+    original, finish = upload.TableUpload.write_block, reader._Chunker.finish
+    read_done = []
+    def finish_and_note(self):
+        read_done.append(True)
+        finish(self)
     def write_block(self, block_id, data):
+        if block_id == 3:  # killed in the middle of block 3's upload, while the binlog is still being read
+            with self.session.open_arrow_writer(block_id) as writer:
+                writer.write(data.to_batches(max_chunksize=1000)[0])
+                print("MID_BLOCK", "read_done" if read_done else "reading", flush=True)
+                time.sleep(600)
         original(self, block_id, data)
-        if block_id == 2:
-            print("BLOCKS_WRITTEN", flush=True)
-            time.sleep(600)  # killed here: blocks 0-2 uploaded, nothing committed
     upload.TableUpload.write_block = write_block
+    reader._Chunker.finish = finish_and_note
 elif mode == "before_mark_done":
     def mark_done(*args, **kwargs):
         print("COMMITTED", flush=True)
@@ -504,7 +512,7 @@ def start_child(spec: dict, mode: str, i: int) -> subprocess.Popen:
     )
 
 
-def wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 180) -> None:
+def wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 180) -> str:
     deadline = time.monotonic() + timeout
     seen = []
     while time.monotonic() < deadline:
@@ -513,7 +521,7 @@ def wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 180) -> 
             break
         seen.append(line)
         if marker in line:
-            return
+            return line
     proc.kill()
     raise AssertionError(f"no {marker!r} from the child (rc {proc.wait()}): {seen[-5:]} {proc.stderr.read()[-3000:]}")
 
@@ -597,9 +605,12 @@ def test_kill_9_mid_incremental_batch_then_retry(connections, mysql_server, emul
     log_table = f"{spec['batch_rename']['prefix']}big_log"
     table = emulator.client().get_table(log_table)
 
-    # SIGKILL while the batch is uploading its blocks (three of >20 written, none committed).
+    # SIGKILL in the middle of uploading block 3 of >10 (others written, none committed), while the batch
+    # is still reading the binlog: decoding and upload overlap (at most 3 blocks in flight), so the
+    # reader cannot have reached the end of the range when block 3 starts.
     child = start_child(spec, "mid_write", 0)
-    wait_for_line(child, "BLOCKS_WRITTEN")
+    line = wait_for_line(child, "MID_BLOCK")
+    assert line.split()[1] == "reading", line
     child.send_signal(signal.SIGKILL)
     assert child.wait(30) == -signal.SIGKILL
     assert not table.exist_partition(hour_partition(0)) or partition_rows(emulator, log_table, hour_partition(0)) == []

@@ -1,8 +1,10 @@
 """The bounded binlog reader: the changes between two coordinates as DTS change rows, per table.
 
-:func:`read_changes` reads exactly the events in ``(start, end]`` (docs/architecture.md: bounded reads)
-and returns, for every requested table, its change rows in the ``_log`` layout and its schema at
-``end``.
+:func:`stream_changes` reads exactly the events in ``(start, end]`` (docs/architecture.md: bounded
+reads) and hands each table's change rows, in the ``_log`` layout, to a callback in chunks of at most
+``chunk_rows`` rows as they are decoded, so memory is bounded by a chunk per table, not by the
+interval. It returns, for every requested table, its row count, warnings and schema at ``end``.
+:func:`read_changes` collects the chunks into one table per table (tests, small ranges).
 
 How it stays exact
 ------------------
@@ -97,32 +99,61 @@ class TableChanges:
 
 
 @dataclass
+class TableStream:
+    """What :func:`stream_changes` tells of one table once the range is read: rows handed out,
+    schema at ``end``, columns added inside the range (see :class:`TableChanges`), warnings."""
+
+    table: str
+    rows: int
+    schema_at_end: TableSchema
+    layout: pa.Schema  # the _log layout of schema_at_end
+    added_columns: tuple[ColumnPlan, ...] = ()
+    warnings: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass
 class ChangeSet:
     """Everything read in ``(start, end]``: ``tables`` has an entry for every requested table;
     ``events`` counts the selected tables' row events, ``rows`` the change rows produced."""
 
     start: BinlogCoordinate
     end: BinlogCoordinate
-    tables: dict[str, TableChanges]
+    tables: dict[str, Any]  # TableChanges (read_changes) or TableStream (stream_changes)
     events: int = 0
     rows: int = 0
     seconds: float = 0.0
+
+
+# Receives (table key, change rows) in binlog order per table; may block (back-pressure).
+ChunkSink = Callable[[str, pa.Table], None]
+# Told (table key, mapped added columns) at an ADD COLUMN inside the range, before any chunk that has them.
+ColumnsAddedSink = Callable[[str, tuple[ColumnPlan, ...]], None]
 
 
 # --- collecting -------------------------------------------------------------------------------------
 
 
 class _TableCollector:
-    """One table's row images in binlog order, with their record ids, kinds and event times."""
+    """One table's pending row images in binlog order, with their record ids, kinds and event times;
+    :meth:`take` hands them out (a chunk) and starts over."""
 
     def __init__(self, schema: TableSchema):
         self.schema = schema
         self.added: list[AddedColumn] = []
+        self.rows = 0  # change rows handed out so far
+        self.warnings: dict[str, dict[str, int]] = {}
+        self._plan: tuple[TableSchema, tuple[ColumnPlan, ...]] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
         self.record_ids: list[int] = []
         self.kinds: list[int] = []
         self.timestamps: list[int] = []
         self.images: list[dict[str, Any]] = []
         self.none_sources: list[dict[str, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.kinds)
 
     def add_rows(self, kind: int, rows: list[dict], base_id: int, timestamp: int) -> None:
         n = len(rows)
@@ -141,6 +172,33 @@ class _TableCollector:
         self.kinds.extend([_UPDATE_BEFORE, _UPDATE_AFTER] * n)
         self.timestamps.extend([timestamp] * (2 * n))
 
+    def columns(self, spec: MigrationSpec, selection: TableSelection, key: str) -> tuple[ColumnPlan, ...]:
+        """The mapped columns of the current schema (planned once per schema)."""
+        if self._plan is None or self._plan[0] is not self.schema:
+            try:
+                plan = plan_table(spec, selection, self.schema.as_source_table())
+            except UnsupportedType as exc:
+                raise UnsupportedDDL(f"{key}: a column added in the interval has no MaxCompute mapping: {exc}") from exc
+            self._plan = (self.schema, tuple(plan.columns))
+        return self._plan[1]
+
+    def take(
+        self, key: str, selection: TableSelection, spec: MigrationSpec, conn: pymysql.Connection
+    ) -> pa.Table:
+        """The pending images as ``_log`` rows (filter applied); the collector is empty afterwards."""
+        kinds = np.asarray(self.kinds, dtype=np.int8)
+        keep: np.ndarray | None = None
+        if selection.filter and len(kinds):
+            kinds, keep = _apply_filter(conn, selection.filter, self.schema, self.images, kinds)
+        rows, warnings = _to_arrow(spec, self.columns(spec, selection, key), self, kinds, keep)
+        for column, counts in warnings.items():
+            bucket = self.warnings.setdefault(column, {})
+            for warning, count in counts.items():
+                bucket[warning] = bucket.get(warning, 0) + count
+        self.rows += rows.num_rows
+        self._reset()
+        return rows
+
 
 # --- the reader -------------------------------------------------------------------------------------
 
@@ -152,12 +210,50 @@ def read_changes(
     tables: Mapping[str, TableSchema],
     selections: Mapping[str, TableSelection],
     spec: MigrationSpec,
+    **kwargs: Any,
+) -> ChangeSet:
+    """:func:`stream_changes` with every table's chunks collected into one :class:`TableChanges`
+    (memory grows with the range: for tests and small ranges; batches stream)."""
+    chunks: dict[str, list[pa.Table]] = {key: [] for key in tables}
+    result = stream_changes(
+        endpoint, start, end, tables, selections, spec, on_chunk=lambda key, rows: chunks[key].append(rows), **kwargs
+    )
+    for key, streamed in result.tables.items():
+        parts = chunks[key]
+        rows = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
+        if rows.schema != streamed.layout:  # chunks from before an ADD COLUMN lack the column
+            rows = pa.table(
+                {f.name: rows[f.name] if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type)
+                 for f in streamed.layout}  # fmt: skip
+            ).cast(streamed.layout)
+        result.tables[key] = TableChanges(key, rows, streamed.schema_at_end, streamed.added_columns, streamed.warnings)
+    return result
+
+
+def stream_changes(
+    endpoint: MySqlEndpoint,
+    start: BinlogCoordinate,
+    end: BinlogCoordinate,
+    tables: Mapping[str, TableSchema],
+    selections: Mapping[str, TableSelection],
+    spec: MigrationSpec,
     *,
+    on_chunk: ChunkSink,
+    on_columns_added: ColumnsAddedSink | None = None,
+    chunk_rows: int = CONVERSION_BATCH_ROWS,
+    buffered_rows: int | None = None,
     replica_server_id: int | None = None,
     fast_decode: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> ChangeSet:
-    """The changes of ``tables`` (key ``"db.table"``, schema at ``start``) in ``(start, end]``.
+    """The changes of ``tables`` (key ``"db.table"``, schema at ``start``) in ``(start, end]``, handed
+    to ``on_chunk(key, rows)`` as they are decoded.
+
+    A table's pending images become a chunk when it holds ``chunk_rows`` images, at an ADD COLUMN on
+    it (after which ``on_columns_added`` is told, before any chunk with the new columns), and at the
+    end; when all tables together hold ``buffered_rows`` images (default ``2 * chunk_rows``) the
+    largest becomes a chunk. Every table gets at least one chunk (possibly empty: the ``_log``
+    layout), so a consumer sees every table's columns. Chunks of one table arrive in binlog order.
 
     Raises :class:`SourceChanged` / :class:`BinlogUnavailable` (before reading anything) when the
     range is not on the source any more, :class:`UnsupportedDDL` for DDL on a selected table that
@@ -172,6 +268,8 @@ def read_changes(
         raise ValueError(f"no selection for {missing}")
     if start.key() > end.key():
         raise ValueError(f"start {start} lies after end {end}")
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be positive")
     for coordinate in (start, end):
         if coordinate.file_index > MAX_FILE_INDEX or coordinate.log_pos > MAX_POSITION:
             raise ReaderError(
@@ -183,20 +281,85 @@ def read_changes(
         current = capture(conn)
         verify_readable(conn, start, current)
         verify_readable(conn, end, current)
-        collectors = {key: _TableCollector(schema) for key, schema in tables.items()}
+        chunks = _Chunker(
+            {key: _TableCollector(schema) for key, schema in tables.items()},
+            selections, spec, conn, on_chunk, on_columns_added, chunk_rows, buffered_rows or 2 * chunk_rows,
+        )
         events = 0
         if start.key() < end.key():
-            events = _read_events(
-                endpoint, start, end, collectors, replica_server_id, current.server_id, fast_decode, log
-            )
-        result = ChangeSet(start=start, end=end, tables={})
-        for key, collector in collectors.items():
-            result.tables[key] = _build_table_changes(key, collector, selections[key], spec, conn)
-            result.rows += result.tables[key].rows.num_rows
-    result.events = events
+            events = _read_events(endpoint, start, end, chunks, replica_server_id, current.server_id, fast_decode, log)
+        chunks.finish()
+        result = ChangeSet(start=start, end=end, tables={}, events=events)
+        for key, collector in chunks.collectors.items():
+            added_names = {a.column.name.lower() for a in collector.added}
+            columns = collector.columns(spec, selections[key], key)
+            added = tuple(c for c in columns if c.source.name.lower() in added_names)
+            layout = collector.take(key, selections[key], spec, conn).schema  # nothing pending: the empty layout
+            result.tables[key] = TableStream(key, collector.rows, collector.schema, layout, added, collector.warnings)
+            result.rows += collector.rows
     result.seconds = time.monotonic() - started
     log(f"read {start} .. {end}: {events} row events, {result.rows} change rows in {result.seconds:.1f}s")
     return result
+
+
+class _Chunker:
+    """Turns the collectors' pending images into chunks by the rules of :func:`stream_changes`."""
+
+    def __init__(
+        self,
+        collectors: dict[str, _TableCollector],
+        selections: Mapping[str, TableSelection],
+        spec: MigrationSpec,
+        conn: pymysql.Connection,
+        on_chunk: ChunkSink,
+        on_columns_added: ColumnsAddedSink | None,
+        chunk_rows: int,
+        buffered_rows: int,
+    ):
+        self.collectors = collectors
+        self._selections = selections
+        self._spec = spec
+        self._conn = conn
+        self._on_chunk = on_chunk
+        self._on_columns_added = on_columns_added
+        self.chunk_rows = chunk_rows
+        self._buffered_rows = buffered_rows
+        self._pending = 0
+        self._chunked: set[str] = set()
+
+    def added(self, key: str, images: int) -> None:
+        """``images`` images were added to ``key``'s collector."""
+        self._pending += images
+        if len(self.collectors[key]) >= self.chunk_rows:
+            self.flush(key)
+        elif self._pending >= self._buffered_rows:
+            self.flush(max(self.collectors, key=lambda k: len(self.collectors[k])))
+
+    def flush(self, key: str) -> None:
+        collector = self.collectors[key]
+        if not len(collector):
+            return
+        self._pending -= len(collector)
+        rows = collector.take(key, self._selections[key], self._spec, self._conn)
+        self._chunked.add(key)
+        self._on_chunk(key, rows)
+
+    def columns_added(self, key: str, added: list[AddedColumn]) -> None:
+        """An ADD COLUMN on ``key`` (already applied to its collector's schema): the images before it
+        were flushed by the caller; tell the consumer the mapped new columns."""
+        if self._on_columns_added is None or not added:
+            return
+        names = {a.column.name.lower() for a in added}
+        columns = self.collectors[key].columns(self._spec, self._selections[key], key)
+        self._on_columns_added(key, tuple(c for c in columns if c.source.name.lower() in names))
+
+    def finish(self) -> None:
+        for key, collector in self.collectors.items():
+            if len(collector) or key not in self._chunked:
+                self._pending = len(collector)
+                rows = collector.take(key, self._selections[key], self._spec, self._conn)
+                self._chunked.add(key)
+                self._on_chunk(key, rows)
 
 
 def _stream(endpoint: MySqlEndpoint, start: BinlogCoordinate, server_id: int, collectors: Mapping[str, Any]):
@@ -233,7 +396,7 @@ def _read_events(
     endpoint: MySqlEndpoint,
     start: BinlogCoordinate,
     end: BinlogCoordinate,
-    collectors: dict[str, _TableCollector],
+    chunks: _Chunker,
     replica_server_id: int | None,
     source_server_id: int,
     fast_decode: bool,
@@ -242,10 +405,11 @@ def _read_events(
     server_id = replica_server_id
     while server_id is None or server_id == source_server_id:
         server_id = random.randint(1 << 30, (1 << 32) - 1)
+    collectors = chunks.collectors
     stream, classes = _stream(endpoint, start, server_id, collectors)
     query_event, rotate_event, _xid, table_map_event, write_event, update_event, delete_event = classes
     kinds = {write_event: _INSERT, delete_event: _DELETE, update_event: _UPDATE_BEFORE}
-    by_name = {tuple(key.split(".", 1)): c for key, c in collectors.items()}
+    by_name = {tuple(key.split(".", 1)): (key, c) for key, c in collectors.items()}
     by_lower_name = {(db.lower(), t.lower()): key for key, c in collectors.items() for db, t in [key.split(".", 1)]}
     end_index, start_index = end.file_index, start.file_index
     current_file: str | None = None
@@ -294,9 +458,9 @@ def _read_events(
                 reached_end = True
                 break
             if cls in kinds:
-                key = (event.schema, event.table)
-                collector = by_name.get(key)
-                if collector is not None:
+                found = by_name.get((event.schema, event.table))
+                if found is not None:
+                    key, collector = found
                     if event.table_id not in decoders:
                         table = stream.table_map[event.table_id]
                         _check_columns(collector, table, current_file, event_start)
@@ -307,17 +471,20 @@ def _read_events(
                         rows = event.rows
                     if event_start + len(rows) > MAX_POSITION:
                         raise ReaderError(f"event at {current_file}:{event_start} exceeds the record_id bit budget")
+                    before = len(collector)
                     collector.add_rows(kinds[cls], rows, (file_index << 32) | event_start, event.timestamp)
+                    chunks.added(key, len(collector) - before)
                     row_events += 1
             elif cls is query_event:
                 statement = event.query
                 if statement.lstrip()[:9].upper().startswith(_DDL_VERBS):
                     coordinate = replace(end, log_file=current_file or "", log_pos=event_start, gtid="", captured_at=0.0)
                     default_db = event.schema.decode("utf-8", "replace") if event.schema else None
-                    _apply_ddl(statement, default_db, by_lower_name, collectors, coordinate, log)
+                    _apply_ddl(statement, default_db, by_lower_name, chunks, coordinate, log)
             elif cls is table_map_event:
-                collector = by_name.get((event.schema, event.table))
-                if collector is not None:
+                found = by_name.get((event.schema, event.table))
+                if found is not None:
+                    collector = found[1]
                     _check_columns(collector, event, current_file, event_start)
                     decoders[event.table_id] = table_decoder(event.get_table()) if fast_decode else None
             if (file_index, next_position) == end.key():
@@ -357,10 +524,11 @@ def _apply_ddl(
     statement: str,
     default_db: str | None,
     by_lower_name: Mapping[tuple[str, str], str],
-    collectors: Mapping[str, _TableCollector],
+    chunks: _Chunker,
     coordinate: BinlogCoordinate,
     log: Callable[[str], None],
 ) -> None:
+    collectors = chunks.collectors
     try:
         parsed = parse_ddl(statement)
     except ValueError as exc:
@@ -380,6 +548,8 @@ def _apply_ddl(
         collector = collectors[key]
         if change.action == "unsupported":
             raise UnsupportedDDL(_unsupported_message(key, change, statement, coordinate), statement, coordinate)
+        chunks.flush(key)  # the images before the DDL, in the schema they were written in
+        added_here: list[AddedColumn] = []
         schema = collector.schema
         if change.default_charset:
             schema = replace(schema, default_charset=change.default_charset)
@@ -408,8 +578,10 @@ def _apply_ddl(
             except ValueError as exc:
                 raise UnsupportedDDL(f"{exc} (at {coordinate}). Statement: {statement}", statement, coordinate) from exc
             collector.added.append(added)
+            added_here.append(added)
             log(f"{key}: column {added.column.name} {added.column.column_type} added at {coordinate}")
         collector.schema = schema
+        chunks.columns_added(key, added_here)
 
 
 def _unsupported_message(key: str, change: TableDDL, statement: str, coordinate: BinlogCoordinate) -> str:
@@ -422,24 +594,6 @@ def _unsupported_message(key: str, change: TableDDL, statement: str, coordinate:
 
 
 # --- building the _log rows ----------------------------------------------------------------------------
-
-
-def _build_table_changes(
-    key: str, collector: _TableCollector, selection: TableSelection, spec: MigrationSpec, conn: pymysql.Connection
-) -> TableChanges:
-    schema = collector.schema
-    try:
-        plan = plan_table(spec, selection, schema.as_source_table())
-    except UnsupportedType as exc:
-        raise UnsupportedDDL(f"{key}: a column added in the interval has no MaxCompute mapping: {exc}") from exc
-    added_names = {a.column.name.lower() for a in collector.added}
-    added_plans = tuple(c for c in plan.columns if c.source.name.lower() in added_names)
-    kinds = np.asarray(collector.kinds, dtype=np.int8)
-    keep: np.ndarray | None = None
-    if selection.filter and len(kinds):
-        kinds, keep = _apply_filter(conn, selection.filter, schema, collector.images, kinds)
-    rows, warnings = _to_arrow(spec, plan.columns, collector, kinds, keep)
-    return TableChanges(key, rows, schema, added_plans, warnings)
 
 
 def _apply_filter(

@@ -10,8 +10,10 @@ and the single commit publishes every row exactly once.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pyarrow as pa
 from odps.errors import ODPSError
@@ -114,3 +116,98 @@ class TableUpload:
         if self.committed:
             return  # an earlier attempt committed, then died before recording it
         self.session.commit(sorted(block_ids))
+
+
+class PartitionUploads:
+    """One partition of many tables written as a stream: an overwrite session per table, opened at its
+    first block; blocks uploaded by ``threads`` threads while the caller produces the next ones, with
+    at most ``max_in_flight`` blocks queued or uploading (:meth:`write` blocks until one finishes, so
+    memory is bounded by the blocks in flight, not by the partition); every session committed once
+    by :meth:`commit`. Nothing is visible before :meth:`commit`: an abandoned or killed run leaves the
+    old partitions, and a new run's sessions overwrite them."""
+
+    def __init__(
+        self,
+        destination: MaxComputeDestination,
+        partition: str,
+        *,
+        threads: int = 2,
+        max_in_flight: int = 4,
+        before_block: Callable[[pa.Table], None] = lambda rows: None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.destination = destination
+        self.partition = partition
+        self._before_block = before_block
+        self._sleep = sleep
+        self._uploads: dict[str, TableUpload] = {}
+        self._blocks: dict[str, list[int]] = {}
+        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="partition-upload")
+        self._slots = threading.BoundedSemaphore(max(1, max_in_flight))
+        self._futures: list[Future] = []
+        self._failure: BaseException | None = None
+
+    def opened(self, table: str) -> bool:
+        """Whether ``table``'s session is open (a block of it was written)."""
+        return table in self._uploads
+
+    def write(self, table: str, rows: pa.Table) -> None:
+        """Queue ``rows`` as the next block of ``table``'s session (opened at its first block)."""
+        self._raise_failure()
+        upload = self._uploads.get(table)
+        if upload is None:
+            upload = self._uploads[table] = TableUpload(
+                self.destination, table, partition=self.partition, overwrite=True, sleep=self._sleep
+            )
+            upload.open()
+            self._blocks[table] = []
+        block_id = len(self._blocks[table])
+        if block_id > MAX_BLOCK_ID:
+            raise ValueError(
+                f"the partition {self.partition} of {table} needs more than {MAX_BLOCK_ID + 1} Tunnel blocks: "
+                "raise incremental.block_rows"
+            )
+        self._blocks[table].append(block_id)
+        self._before_block(rows)
+        self._slots.acquire()  # back-pressure: wait for a free slot
+        try:
+            future = self._pool.submit(upload.write_block, block_id, rows)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(self._finished)
+        self._futures.append(future)
+
+    def _finished(self, future: Future) -> None:
+        self._slots.release()
+        if future.cancelled():
+            return
+        if future.exception() is not None and self._failure is None:
+            self._failure = future.exception()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _drain(self) -> None:
+        for future in self._futures:
+            future.exception()  # waits; the failure (if any) is kept by _finished
+        self._futures = [f for f in self._futures if not f.done()]
+
+    def commit(self, tables: Sequence[str]) -> None:
+        """Wait for every block, then commit every table's session; ``tables`` never written get an
+        empty session, so their partition is overwritten (emptied) too."""
+        self._drain()
+        self._raise_failure()
+        for table in tables:
+            if table not in self._uploads:
+                upload = self._uploads[table] = TableUpload(self.destination, table, partition=self.partition, overwrite=True)
+                upload.open()
+                self._blocks[table] = []
+        for table, upload in self._uploads.items():
+            upload.commit(self._blocks[table])
+        self.close()
+
+    def close(self) -> None:
+        """Stop (waiting for blocks in flight) without committing anything."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
