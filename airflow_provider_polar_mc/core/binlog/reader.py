@@ -251,7 +251,7 @@ def stream_changes(
 
     A table's pending images become a chunk when it holds ``chunk_rows`` images, at an ADD COLUMN on
     it (after which ``on_columns_added`` is told, before any chunk with the new columns), and at the
-    end; when all tables together hold ``buffered_rows`` images (default ``2 * chunk_rows``) the
+    end; when all tables together hold ``buffered_rows`` images (default ``chunk_rows``) the
     largest becomes a chunk. Every table gets at least one chunk (possibly empty: the ``_log``
     layout), so a consumer sees every table's columns. Chunks of one table arrive in binlog order.
 
@@ -283,7 +283,7 @@ def stream_changes(
         verify_readable(conn, end, current)
         chunks = _Chunker(
             {key: _TableCollector(schema) for key, schema in tables.items()},
-            selections, spec, conn, on_chunk, on_columns_added, chunk_rows, buffered_rows or 2 * chunk_rows,
+            selections, spec, conn, on_chunk, on_columns_added, chunk_rows, buffered_rows or chunk_rows,
         )
         events = 0
         if start.key() < end.key():
@@ -340,9 +340,16 @@ class _Chunker:
         if not len(collector):
             return
         self._pending -= len(collector)
-        rows = collector.take(key, self._selections[key], self._spec, self._conn)
+        self._hand_out(key, collector.take(key, self._selections[key], self._spec, self._conn))
+
+    def _hand_out(self, key: str, rows: pa.Table) -> None:
+        # One rows event can carry many rows, so a collector may pass chunk_rows by a few before it is taken.
         self._chunked.add(key)
-        self._on_chunk(key, rows)
+        if rows.num_rows <= self.chunk_rows:
+            self._on_chunk(key, rows)
+            return
+        for offset in range(0, rows.num_rows, self.chunk_rows):
+            self._on_chunk(key, rows.slice(offset, self.chunk_rows))
 
     def columns_added(self, key: str, added: list[AddedColumn]) -> None:
         """An ADD COLUMN on ``key`` (already applied to its collector's schema): the images before it
@@ -356,10 +363,8 @@ class _Chunker:
     def finish(self) -> None:
         for key, collector in self.collectors.items():
             if len(collector) or key not in self._chunked:
-                self._pending = len(collector)
-                rows = collector.take(key, self._selections[key], self._spec, self._conn)
-                self._chunked.add(key)
-                self._on_chunk(key, rows)
+                self._pending -= len(collector)
+                self._hand_out(key, collector.take(key, self._selections[key], self._spec, self._conn))
 
 
 def _stream(endpoint: MySqlEndpoint, start: BinlogCoordinate, server_id: int, collectors: Mapping[str, Any]):
