@@ -1,6 +1,6 @@
 """Every patch of, or reach into, a pinned library's internals, in one place, each with its canary.
 
-The provider leans on four private details of its libraries. Each is written here once, guarded so
+The provider leans on five private details of its libraries. Each is written here once, guarded so
 that a library of another shape is left alone (falling back to the library's own public path), and
 watched by a canary in ``tests/unit/test_compat.py`` that fails when the library changes: the canary's
 message says whether the patch can go or needs a new look.
@@ -11,6 +11,9 @@ message says whether the patch can go or needs a new look.
   each block instead of two); canary :func:`pyodps_arrow_writer_has_two_checksums`.
 * **mysql-replication row images** (:func:`rows_event_buffer`): the fast row decoder reads the
   event's bytes where the library keeps them; canary :func:`mysql_replication_packet_shape_known`.
+* **mysql-replication event bodies** (:func:`event_body`): the interval boundary scan reads the commit
+  timestamps of MySQL's GTID events, which the library does not parse; canary
+  :func:`mysql_replication_event_body_shape_known`.
 * **pymysql socket timeouts** (:func:`set_socket_timeouts`): a bounded login, then the session's own
   timeouts; canary :func:`pymysql_timeouts_settable`.
 """
@@ -212,6 +215,50 @@ def mysql_replication_packet_shape_known() -> bool:
     packet.read(1)
     return ("self.__data_buffer = " in source and "self.read_bytes = 0" in source and "self.packet = " in source
             and packet._data == b"\x00abc" and packet._position == 1)
+
+
+# --- mysql-replication: an event's own bytes -------------------------------------------------------
+# MySQL's GTID and ANONYMOUS_GTID events carry the transaction's commit timestamps after the fields
+# mysql-replication 1.0.17 parses (it maps ANONYMOUS_GTID to NotImplementedEvent and parses nothing);
+# core.binlog.boundaries reads them from the event's bytes, which the library keeps private.
+
+# The packet pymysql read starts with the OK byte, then the event's 19-byte common header; the
+# library's ``event.event_size`` is the size of what follows, without the checksum.
+_EVENT_BODY_OFFSET = 1 + 19
+
+
+def event_body(event: Any) -> bytes | None:
+    """The body of a binlog event as the server sent it: the bytes after its common header, without
+    the checksum; None when the library's packet is of another shape (then the caller falls back to
+    what the library parsed)."""
+    wrapper = getattr(event, "packet", None)
+    data = getattr(getattr(wrapper, "packet", None), "_data", None)
+    size = getattr(event, "event_size", None)
+    if not isinstance(data, (bytes, bytearray)) or not isinstance(size, int) or size < 0:
+        return None
+    if len(data) < _EVENT_BODY_OFFSET + size:
+        return None
+    return bytes(data[_EVENT_BODY_OFFSET : _EVENT_BODY_OFFSET + size])
+
+
+def mysql_replication_event_body_shape_known() -> bool:
+    """True while mysql-replication reads the OK byte and the common header (20 bytes) off the front of
+    pymysql's packet and gives each event the size of its body without the checksum, as
+    :func:`event_body` assumes."""
+    from pymysql.protocol import MysqlPacket
+    from pymysqlreplication.event import BinLogEvent
+    from pymysqlreplication.packet import BinLogPacketWrapper
+
+    wrapper = inspect.getsource(BinLogPacketWrapper.__init__)
+    base = inspect.getsource(BinLogEvent.__init__)
+    packet = MysqlPacket(b"\x00" + bytes(range(30)), "utf8")
+    return ('struct.unpack("<cIBIIIH", self.packet.read(20))' in wrapper
+            and "event_size_without_header = self.event_size - 23" in wrapper
+            and "event_size_without_header = self.event_size - 19" in wrapper
+            and "event_size_without_header," in wrapper
+            and "self.packet = from_packet" in wrapper and "self.packet = from_packet" in base
+            and "self.event_size = event_size" in base
+            and packet._data[_EVENT_BODY_OFFSET] == 19)
 
 
 # --- pymysql: set the socket timeouts of an open session ------------------------------------------

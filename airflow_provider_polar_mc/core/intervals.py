@@ -2,11 +2,13 @@
 
 Interval i is an Airflow data interval [start, end). It owns exactly one partition of every `_log` table
 (partition values from ``start`` in UTC, per the spec's partition definition) and reads the binlog range
-(C(i-1), C(i)], where C(i) is the end coordinate captured once (first writer wins) after the source's
-clock passed ``end``, and C(i-1) the previous interval's (C0, the full load's snapshot coordinate, for
-the first interval). Every re-run, retry or backfill of interval i reads the same recorded range into
-the same partition: identical rows, identical record_ids (docs/architecture.md: one run owns one
-partition).
+(C(i-1), C(i)], where C(i-1) is the previous interval's end coordinate (C0, the full load's snapshot
+coordinate, for the chain's first interval) and C(i) is derived from the binlog once the source's clock
+has passed ``end``: the start of the first transaction after C(i-1) committed at or after ``end``, else
+the end of binlog at that moment; C0 for an interval ending at or before the snapshot
+(core/interval_capture.py, core/binlog/boundaries.py, docs/interval-boundaries.md). C(i) is recorded
+once (first writer wins), so every re-run, retry or backfill of interval i reads the same range into the
+same partition: identical rows, identical record_ids (docs/architecture.md: one run owns one partition).
 """
 
 from __future__ import annotations

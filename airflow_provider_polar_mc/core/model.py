@@ -125,7 +125,9 @@ class BinlogCoordinate:
     gtid: str = ""
     server_id: int = 0
     server_uuid: str = ""
-    captured_at: float = 0.0  # source clock (UNIX_TIMESTAMP), for latency and messages only
+    # Source clock (UNIX_TIMESTAMP). C0: the snapshot time (intervals ending at or before it are empty).
+    # An interval's end: the interval's end time, not the capture's (docs/interval-boundaries.md).
+    captured_at: float = 0.0
 
     @property
     def file_index(self) -> int:

@@ -133,6 +133,13 @@ def _kind(plan: ColumnPlan) -> str:
     raise ValueError(f"no value conversion for column {plan.source.name!r} of type {plan.source.column_type!r}")
 
 
+def value_kind(plan: ColumnPlan) -> str:
+    """Which conversion rule applies to the column's values: ``integer``, ``decimal`` (to an Arrow
+    decimal), ``decimal_text``, ``float``, ``bit``, ``text``, ``binary``, ``spatial`` or the data type
+    itself (``date``, ``datetime``, ``timestamp``, ``time``, ``year``, ``enum``, ``set``, ``json``)."""
+    return _kind(plan)
+
+
 def destination_arrow_type(plan: ColumnPlan) -> pa.DataType:
     """The Arrow type both converters produce for ``plan``: the writer's type for the MaxCompute
     type, except that TIMESTAMP and DATETIME are UTC-aware so the writer does not shift them by the
@@ -263,6 +270,14 @@ def _timestamp_to_destination(plan: ColumnPlan, micros: pa.Array, warnings: dict
         _count(warnings, TIMESTAMP_OUT_OF_RANGE, out_of_range)
     nanos = micros.cast(pa.timestamp("ns"))
     return ConvertedColumn(nanos.cast(target) if target.tz else nanos, warnings)
+
+
+def timestamps_to_destination(plan: ColumnPlan, micros: pa.Array, warnings: dict[str, int]) -> ConvertedColumn:
+    """Finish a DATETIME / TIMESTAMP column the way :func:`convert_binlog_values` does: naive wall-clock
+    ``timestamp('us')`` values (UTC for TIMESTAMP; zero dates already NULL and counted in ``warnings``)
+    -> the destination type, values outside ``timestamp('ns')`` NULL and counted. For decoders that
+    produce the microseconds themselves (core/binlog/rows_decoder.py)."""
+    return _timestamp_to_destination(plan, micros, warnings)
 
 
 def canonical_json(document: Any) -> str:

@@ -1,4 +1,5 @@
-"""BinlogSensor: the first task of an incremental run; fixes the binlog end coordinate of its interval."""
+"""BinlogSensor: the first task of an incremental run; fixes the binlog end coordinate of its interval,
+derived from the binlog (docs/interval-boundaries.md)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from airflow_provider_polar_mc.triggers.binlog import BinlogTrigger, poll_interv
 
 class BinlogSensor(BaseSensorOperator):
     """Waits until the source's clock has passed the run's data interval end (plus ``settle_seconds``),
-    captures the binlog coordinate there and records it durably; returns it (XCom).
+    derives the interval's end coordinate from the binlog (the start of the first transaction after the
+    previous interval's end committed at or after the data interval end; core/binlog/boundaries.py) and
+    records it durably; returns it (XCom). The coordinate depends on the binlog, not on when the sensor
+    ran: a late run, a catch-up or a backfill records what an on-time run would have. An interval ending
+    at or before the snapshot gets the snapshot coordinate at once (its changes are in the full load).
 
     A re-run, retry or backfill of an interval whose coordinate is recorded returns the recorded one at
     once, so every run of an interval reads the same range. Deferrable by default (the waiting happens
@@ -49,13 +54,14 @@ class BinlogSensor(BaseSensorOperator):
         """One poll through the error path: (the coordinate or None, the spec document, settle seconds)."""
         try:
             document, settle = self._document_and_settle()
-            return poll_interval_end(document, context["data_interval_end"].isoformat(), settle), document, settle
+            start, end = context["data_interval_start"].isoformat(), context["data_interval_end"].isoformat()
+            return poll_interval_end(document, start, end, settle), document, settle
         except PolarMcError as exc:
             fail_unless_retryable(exc)
             raise  # not reached: fail_unless_retryable always raises
 
     def execute(self, context: Any) -> Any:
-        interval_end = context["data_interval_end"].isoformat()
+        interval_start, interval_end = context["data_interval_start"].isoformat(), context["data_interval_end"].isoformat()
         coordinate, document, settle = self._poll(context)
         if coordinate is not None:
             self.log.info("end coordinate of the interval ending %s: %s", interval_end, coordinate)
@@ -63,7 +69,7 @@ class BinlogSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         self.defer(
-            trigger=BinlogTrigger(document, interval_end, settle, self.poke_interval),
+            trigger=BinlogTrigger(document, interval_end, settle, self.poke_interval, interval_start=interval_start),
             method_name="execute_complete",
         )
 

@@ -1,4 +1,5 @@
-"""BinlogTrigger: wait in the triggerer until the source has passed an interval's end, then record C(i)."""
+"""BinlogTrigger: wait in the triggerer until the source has passed an interval's end, then derive C(i)
+from the binlog and record it (core/interval_capture.py, docs/interval-boundaries.md)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ from airflow_provider_polar_mc.exceptions import PolarMcError
 log = logging.getLogger(__name__)
 
 
-def poll_interval_end(spec_document: dict[str, Any], interval_end: str, settle_seconds: float) -> dict[str, Any] | None:
-    """One poll (blocking; the trigger runs it in a thread): the recorded or newly captured end coordinate
-    of the interval as a dict, or None while the source's clock has not passed the interval's end."""
+def poll_interval_end(
+    spec_document: dict[str, Any], interval_start: str, interval_end: str, settle_seconds: float
+) -> dict[str, Any] | None:
+    """One poll (blocking; the trigger runs it in a thread): the recorded or newly derived end coordinate
+    of the interval [interval_start, interval_end) as a dict (the first transaction after the previous
+    interval's end committed at or after interval_end), or None while the source's clock has not passed
+    interval_end + settle_seconds."""
     from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
     from airflow_provider_polar_mc.core.interval_capture import capture_interval_end
     from airflow_provider_polar_mc.hooks import resolve
@@ -30,6 +35,7 @@ def poll_interval_end(spec_document: dict[str, Any], interval_end: str, settle_s
         spec,
         resolve.source_endpoint(spec),
         store,
+        dt.datetime.fromisoformat(interval_start),
         dt.datetime.fromisoformat(interval_end),
         settle_seconds=settle_seconds,
         retry=resolve.retry_policy(spec),
@@ -43,6 +49,8 @@ class BinlogTrigger(BaseTrigger):
     the interval's end coordinate is recorded, or ``{"status": "error", "message": ..., "retryable": bool}``.
 
     Arguments are JSON-safe so the trigger survives serialisation into the metadata database.
+    ``interval_start`` has a default only so that triggers stored by a release without it still load;
+    such a trigger reports a retryable error, and the task's retry defers with a complete one.
     """
 
     def __init__(
@@ -51,9 +59,11 @@ class BinlogTrigger(BaseTrigger):
         interval_end: str,
         settle_seconds: float = 30,
         poll_seconds: float = 10,
+        interval_start: str | None = None,
     ) -> None:
         super().__init__()
         self.spec = spec
+        self.interval_start = interval_start
         self.interval_end = interval_end
         self.settle_seconds = settle_seconds
         self.poll_seconds = poll_seconds
@@ -63,6 +73,7 @@ class BinlogTrigger(BaseTrigger):
             "airflow_provider_polar_mc.triggers.binlog.BinlogTrigger",
             {
                 "spec": self.spec,
+                "interval_start": self.interval_start,
                 "interval_end": self.interval_end,
                 "settle_seconds": self.settle_seconds,
                 "poll_seconds": self.poll_seconds,
@@ -70,9 +81,16 @@ class BinlogTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        if self.interval_start is None:  # stored by an older release: the boundary needs the interval's start
+            yield TriggerEvent({"status": "error", "retryable": True, "message": (
+                "this binlog trigger was stored without the interval's start (an older release of the provider); "
+                "the task's retry starts a complete one")})
+            return
         try:
             while True:
-                coordinate = await asyncio.to_thread(poll_interval_end, self.spec, self.interval_end, self.settle_seconds)
+                coordinate = await asyncio.to_thread(
+                    poll_interval_end, self.spec, self.interval_start, self.interval_end, self.settle_seconds
+                )
                 if coordinate is not None:
                     yield TriggerEvent({"status": "success", "coordinate": coordinate})
                     return

@@ -193,23 +193,33 @@ def test_an_interval_that_does_not_match_the_partition_is_rejected(connections, 
 
 
 def test_capture_waits_for_the_interval_writes_heartbeats_and_is_recorded_once(connections, mysql_server, emulator, shop):
+    """Before C0 nothing is captured; an interval ending before the snapshot is empty at once (C0); a
+    future one is too early; one ending after the snapshot waits for the source's clock, writes the
+    heartbeat (a transaction committed after the interval's end, so the boundary is found in the binlog)
+    and records the derived coordinate once."""
     from airflow_provider_polar_mc.core.full_load import record_snapshot_coordinate
-    from airflow_provider_polar_mc.core.interval_capture import capture_interval_end
+    from airflow_provider_polar_mc.core.interval_capture import capture_interval_end, source_clock
 
     spec_doc = make_spec(connections, shop)
-    spec_doc["heartbeat"] = {"enabled": True, "interval_seconds": 1}
+    spec_doc["heartbeat"] = {"enabled": True, "interval_seconds": 3600}
     spec = load_spec(spec_doc)
     endpoint, destination = resolve.source_endpoint(spec), resolve.destination(spec)
     store = MaxComputeCheckpointStore(destination, spec.name)
-    past_end = FIRST + dt.timedelta(hours=1)
+    past = FIRST, FIRST + dt.timedelta(hours=1)
     # Before the setup recorded C0 there is nothing to capture against.
-    assert capture_interval_end(spec, endpoint, store, past_end, settle_seconds=0) is None
-    record_snapshot_coordinate(store, endpoint)
+    assert capture_interval_end(spec, endpoint, store, *past, settle_seconds=0) is None
+    c0 = record_snapshot_coordinate(store, endpoint)
+    assert capture_interval_end(spec, endpoint, store, *past, settle_seconds=0) == c0  # before the snapshot: empty
+    soon = dt.datetime.fromtimestamp(int(c0.captured_at) + 2, UTC)  # after the snapshot, a whole second
     future_end = dt.datetime.now(UTC) + dt.timedelta(hours=1)
-    assert capture_interval_end(spec, endpoint, store, future_end, settle_seconds=0) is None  # too early
-    first = capture_interval_end(spec, endpoint, store, past_end, settle_seconds=0)
+    assert capture_interval_end(spec, endpoint, store, soon, future_end, settle_seconds=0) is None  # too early
+    mysql_server.execute(f"INSERT INTO {shop}.orders (id, customer) VALUES (777776, 1)")  # before `soon`
+    with endpoint.session() as conn:
+        wait_until(lambda: source_clock(conn) >= soon.timestamp(), timeout=10, what="the source clock to pass the end")
+    first = capture_interval_end(spec, endpoint, store, soon - dt.timedelta(minutes=1), soon, settle_seconds=0)
+    assert first is not None and first.key() > c0.key() and first.captured_at == soon.timestamp()
     beat = mysql_server.execute(f"SELECT COUNT(*), MAX(beat_at) FROM {shop}.polar_mc_heartbeat")[0]
-    assert beat[0] == 1 and beat[1] is not None
+    assert beat[0] == 1 and beat[1] >= soon.replace(tzinfo=None)  # refreshed after the interval's end
     mysql_server.execute(f"INSERT INTO {shop}.orders (id, customer) VALUES (777777, 1)")
-    again = capture_interval_end(spec, endpoint, store, past_end, settle_seconds=0)
+    again = capture_interval_end(spec, endpoint, store, soon - dt.timedelta(minutes=1), soon, settle_seconds=0)
     assert again == first  # recorded once; re-runs reuse it

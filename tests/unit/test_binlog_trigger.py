@@ -14,6 +14,7 @@ from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
 from airflow_provider_polar_mc.triggers.binlog import BinlogTrigger
 
 SPEC = {"name": "m1", "source": {"databases": ["shop"]}, "incremental": {"settle_seconds": 5, "poll_seconds": 2}}
+START = "2026-03-01T09:00:00+00:00"
 END = "2026-03-01T10:00:00+00:00"
 COORDINATE = {"log_file": "mysql-bin.000003", "log_pos": 1234, "gtid": "0-1-9", "server_id": 1, "server_uuid": "", "captured_at": 1.0}
 
@@ -26,25 +27,36 @@ def _collect(trigger: BinlogTrigger) -> list:
 
 
 def test_trigger_serialises_json_safe_arguments():
-    trigger = BinlogTrigger(SPEC, END, settle_seconds=5, poll_seconds=0.5)
+    trigger = BinlogTrigger(SPEC, END, settle_seconds=5, poll_seconds=0.5, interval_start=START)
     assert trigger.serialize() == (
         "airflow_provider_polar_mc.triggers.binlog.BinlogTrigger",
-        {"spec": SPEC, "interval_end": END, "settle_seconds": 5, "poll_seconds": 0.5},
+        {"spec": SPEC, "interval_start": START, "interval_end": END, "settle_seconds": 5, "poll_seconds": 0.5},
     )
+    assert BinlogTrigger(**trigger.serialize()[1]).serialize() == trigger.serialize()  # as the triggerer rebuilds it
+
+
+def test_a_trigger_stored_without_the_interval_start_asks_for_a_retry(monkeypatch):
+    """Stored by a release before time-true boundaries: it still loads, and reports a retryable error
+    (the task's retry defers with a complete trigger) instead of polling without the interval's start."""
+    monkeypatch.setattr("airflow_provider_polar_mc.triggers.binlog.poll_interval_end", lambda *a: COORDINATE)
+    old = BinlogTrigger(**{"spec": SPEC, "interval_end": END, "settle_seconds": 5, "poll_seconds": 2})
+    [event] = _collect(old)
+    assert event.payload["status"] == "error" and event.payload["retryable"] is True
+    assert "interval's start" in event.payload["message"]
 
 
 def test_trigger_polls_until_the_coordinate_is_recorded(monkeypatch):
     answers = iter([None, None, COORDINATE])
     calls = []
 
-    def poll(spec, interval_end, settle):
-        calls.append((spec["name"], interval_end, settle))
+    def poll(spec, interval_start, interval_end, settle):
+        calls.append((spec["name"], interval_start, interval_end, settle))
         return next(answers)
 
     monkeypatch.setattr("airflow_provider_polar_mc.triggers.binlog.poll_interval_end", poll)
-    events = _collect(BinlogTrigger(SPEC, END, settle_seconds=5, poll_seconds=0.01))
+    events = _collect(BinlogTrigger(SPEC, END, settle_seconds=5, poll_seconds=0.01, interval_start=START))
     assert [e.payload for e in events] == [{"status": "success", "coordinate": COORDINATE}]
-    assert calls == [("m1", END, 5)] * 3
+    assert calls == [("m1", START, END, 5)] * 3
 
 
 @pytest.mark.parametrize(("error", "payload"), [
@@ -58,17 +70,25 @@ def test_trigger_reports_errors_as_an_event_saying_whether_retrying_helps(monkey
         raise error
 
     monkeypatch.setattr("airflow_provider_polar_mc.triggers.binlog.poll_interval_end", poll)
-    events = _collect(BinlogTrigger(SPEC, END, poll_seconds=0.01))
+    events = _collect(BinlogTrigger(SPEC, END, poll_seconds=0.01, interval_start=START))
     assert [e.payload for e in events] == [payload]
 
 
 def _context():
-    return {"data_interval_end": dt.datetime(2026, 3, 1, 10, tzinfo=dt.timezone.utc)}
+    return {"data_interval_start": dt.datetime(2026, 3, 1, 9, tzinfo=dt.timezone.utc),
+            "data_interval_end": dt.datetime(2026, 3, 1, 10, tzinfo=dt.timezone.utc)}
 
 
 def test_sensor_returns_a_recorded_coordinate_without_deferring(monkeypatch):
-    monkeypatch.setattr("airflow_provider_polar_mc.sensors.binlog.poll_interval_end", lambda *a: COORDINATE)
+    calls = []
+
+    def poll(*args):
+        calls.append(args[1:])
+        return COORDINATE
+
+    monkeypatch.setattr("airflow_provider_polar_mc.sensors.binlog.poll_interval_end", poll)
     assert BinlogSensor(task_id="wait", spec=SPEC).execute(_context()) == COORDINATE
+    assert calls == [(START, END, 5.0)]  # the data interval's start and end, the spec's settle_seconds
 
 
 def test_sensor_defers_to_the_trigger(monkeypatch):
@@ -79,7 +99,8 @@ def test_sensor_defers_to_the_trigger(monkeypatch):
     assert deferred.value.method_name == "execute_complete"
     classpath, kwargs = deferred.value.trigger.serialize()
     assert classpath.endswith("BinlogTrigger")
-    assert kwargs["interval_end"] == END and kwargs["settle_seconds"] == 5 and kwargs["poll_seconds"] == 3
+    assert kwargs["interval_start"] == START and kwargs["interval_end"] == END
+    assert kwargs["settle_seconds"] == 5 and kwargs["poll_seconds"] == 3
     assert kwargs["spec"]["name"] == "m1"
 
 

@@ -67,6 +67,20 @@ def test_rows_event_buffer_declines_a_partly_buffered_packet():
     assert compat.rows_event_buffer(Event()) is None
 
 
+def test_mysql_replication_still_hands_out_event_bodies_where_event_body_reads_them():
+    """Canary: when this fails, mysql-replication or pymysql changed how an event's bytes are kept:
+    event_body returns None and MySQL commit times fall back to the header's seconds: adapt event_body."""
+    assert compat.mysql_replication_event_body_shape_known(), "packet layout changed: revisit event_body"
+
+
+def test_event_body_declines_a_packet_of_another_shape():
+    class Event:
+        packet = object()
+        event_size = 10
+
+    assert compat.event_body(Event()) is None
+
+
 def test_pymysql_still_reapplies_its_timeout_attributes():
     """Canary: when this fails, pymysql stores its socket timeouts elsewhere; connect_once's login
     bound would then also bound the session: adapt set_socket_timeouts."""
