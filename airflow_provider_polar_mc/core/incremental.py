@@ -22,7 +22,11 @@ from airflow_provider_polar_mc.core import intervals
 from airflow_provider_polar_mc.core.binlog.coordinates import capture, verify_readable
 from airflow_provider_polar_mc.core.binlog.reader import ChangeSet, stream_changes
 from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
-from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
+from airflow_provider_polar_mc.core.destination.checkpoint import (
+    CheckpointStore,
+    MaxComputeCheckpointStore,
+    ReadOnceStore,
+)
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.destination.upload import PartitionUploads
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
@@ -69,6 +73,7 @@ class IncrementalLoader:
         self.spec = spec
         self.endpoint = endpoint
         self.destination = destination
+        self._durable = store
         self.store = store
         self.log = log
         limits = spec.throttle.incremental
@@ -77,6 +82,9 @@ class IncrementalLoader:
     def run(self, interval_start: dt.datetime, interval_end: dt.datetime) -> dict[str, Any]:
         spec = self.spec
         started = time.monotonic()
+        # One read of the durable store serves this batch's bookkeeping (each read is a Tunnel download).
+        durable = self._durable
+        self.store = ReadOnceStore(durable) if isinstance(durable, MaxComputeCheckpointStore) else durable
         values = intervals.partition_values(interval_start, interval_end, spec.partition)
         partition = intervals.partition_spec(spec.partition_columns(), values)
         start, first = intervals.start_coordinate(self.store, interval_start)

@@ -51,7 +51,13 @@ import pymysql
 from airflow_provider_polar_mc.core.binlog.change_filter import matching_images
 from airflow_provider_polar_mc.core.binlog.coordinates import capture, verify_readable
 from airflow_provider_polar_mc.core.binlog.ddl import AddedColumn, TableDDL, parse_ddl
-from airflow_provider_polar_mc.core.binlog.rows_decoder import TableDecoder, table_decoder
+from airflow_provider_polar_mc.core.binlog.rows_decoder import (
+    ColumnarDecoder,
+    ImageColumns,
+    TableDecoder,
+    columnar_decoder,
+    table_decoder,
+)
 from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan
@@ -146,6 +152,8 @@ class _TableCollector:
         self._reset()
 
     def _reset(self) -> None:
+        # Pending images are either dicts (images / none_sources) or one columnar buffer, never both.
+        self.buffer: ImageColumns | None = None
         self.record_ids: list[int] = []
         self.kinds: list[int] = []
         self.timestamps: list[int] = []
@@ -154,6 +162,17 @@ class _TableCollector:
 
     def __len__(self) -> int:
         return len(self.kinds)
+
+    def add_columnar(self, kind: int, images: int, base_id: int, timestamp: int) -> None:
+        """The bookkeeping of ``images`` images just decoded into :attr:`buffer`."""
+        if kind == _INSERT or kind == _DELETE:
+            self.record_ids.extend(range(base_id, base_id + images))
+            self.kinds.extend([kind] * images)
+        else:
+            rows = images // 2
+            self.record_ids.extend(r for r in range(base_id, base_id + rows) for _ in (0, 1))
+            self.kinds.extend([_UPDATE_BEFORE, _UPDATE_AFTER] * rows)
+        self.timestamps.extend([timestamp] * images)
 
     def add_rows(self, kind: int, rows: list[dict], base_id: int, timestamp: int) -> None:
         n = len(rows)
@@ -187,10 +206,13 @@ class _TableCollector:
     ) -> pa.Table:
         """The pending images as ``_log`` rows (filter applied); the collector is empty afterwards."""
         kinds = np.asarray(self.kinds, dtype=np.int8)
-        keep: np.ndarray | None = None
-        if selection.filter and len(kinds):
-            kinds, keep = _apply_filter(conn, selection.filter, self.schema, self.images, kinds)
-        rows, warnings = _to_arrow(spec, self.columns(spec, selection, key), self, kinds, keep)
+        if self.buffer is not None and len(self.buffer):
+            rows, warnings = _columnar_to_arrow(spec, self.columns(spec, selection, key), self, kinds)
+        else:
+            keep: np.ndarray | None = None
+            if selection.filter and len(kinds):
+                kinds, keep = _apply_filter(conn, selection.filter, self.schema, self.images, kinds)
+            rows, warnings = _to_arrow(spec, self.columns(spec, selection, key), self, kinds, keep)
         for column, counts in warnings.items():
             bucket = self.warnings.setdefault(column, {})
             for warning, count in counts.items():
@@ -351,6 +373,16 @@ class _Chunker:
         for offset in range(0, rows.num_rows, self.chunk_rows):
             self._on_chunk(key, rows.slice(offset, self.chunk_rows))
 
+    def decoders(self, key: str, table_map: Any, fast: bool) -> tuple[TableDecoder | None, ColumnarDecoder | None]:
+        """The row decoders for a table map of ``key``: the dict decoder (None: the library's), and the
+        columnar one (None: not for this table: unsupported types, or a filter, which needs dicts)."""
+        if not fast:
+            return None, None
+        columnar = None
+        if not self._selections[key].filter:
+            columnar = columnar_decoder(table_map, self.collectors[key].columns(self._spec, self._selections[key], key))
+        return table_decoder(table_map), columnar
+
     def columns_added(self, key: str, added: list[AddedColumn]) -> None:
         """An ADD COLUMN on ``key`` (already applied to its collector's schema): the images before it
         were flushed by the caller; tell the consumer the mapped new columns."""
@@ -469,16 +501,33 @@ def _read_events(
                     if event.table_id not in decoders:
                         table = stream.table_map[event.table_id]
                         _check_columns(collector, table, current_file, event_start)
-                        decoders[event.table_id] = table_decoder(table) if fast_decode else None
-                    decoder = decoders[event.table_id]
-                    rows = decoder.rows(event) if decoder is not None else None
-                    if rows is None:
-                        rows = event.rows
-                    if event_start + len(rows) > MAX_POSITION:
-                        raise ReaderError(f"event at {current_file}:{event_start} exceeds the record_id bit budget")
-                    before = len(collector)
-                    collector.add_rows(kinds[cls], rows, (file_index << 32) | event_start, event.timestamp)
-                    chunks.added(key, len(collector) - before)
+                        decoders[event.table_id] = chunks.decoders(key, table, fast_decode)
+                    dict_decoder, columnar = decoders[event.table_id]
+                    kind, base_id = kinds[cls], (file_index << 32) | event_start
+                    images = None
+                    if columnar is not None:
+                        if collector.images or (collector.buffer is not None and not columnar.accepts(collector.buffer)):
+                            chunks.flush(key)  # a chunk is all dicts or all one columnar layout
+                        if collector.buffer is None:
+                            collector.buffer = columnar.new_buffer()
+                        images = columnar.decode(event, collector.buffer)
+                        if images is not None:
+                            if event_start + (images // 2 if kind == _UPDATE_BEFORE else images) > MAX_POSITION:
+                                raise ReaderError(f"event at {current_file}:{event_start} exceeds the record_id bit budget")
+                            collector.add_columnar(kind, images, base_id, event.timestamp)
+                        elif len(collector.buffer):
+                            chunks.flush(key)
+                    if images is None:
+                        collector.buffer = None  # empty (flushed above, or never used): dicts from here
+                        rows = dict_decoder.rows(event) if dict_decoder is not None else None
+                        if rows is None:
+                            rows = event.rows
+                        if event_start + len(rows) > MAX_POSITION:
+                            raise ReaderError(f"event at {current_file}:{event_start} exceeds the record_id bit budget")
+                        images = len(collector)
+                        collector.add_rows(kind, rows, base_id, event.timestamp)
+                        images = len(collector) - images
+                    chunks.added(key, images)
                     row_events += 1
             elif cls is query_event:
                 statement = event.query
@@ -491,7 +540,7 @@ def _read_events(
                 if found is not None:
                     collector = found[1]
                     _check_columns(collector, event, current_file, event_start)
-                    decoders[event.table_id] = table_decoder(event.get_table()) if fast_decode else None
+                    decoders[event.table_id] = chunks.decoders(found[0], event.get_table(), fast_decode)
             if (file_index, next_position) == end.key():
                 reached_end = True
                 break
@@ -625,6 +674,37 @@ def _apply_filter(
     return kinds, keep
 
 
+def _additional_arrays(
+    spec: MigrationSpec, record_ids: np.ndarray, kinds: np.ndarray, timestamps: np.ndarray
+) -> dict[str, pa.Array | pa.ChunkedArray]:
+    """DTS's additional columns, in their order: record_id, operation_flag, utc_timestamp, before/after_flag."""
+    additional = {a.role: a.name for a in spec.additional_columns()}
+    kind_array = pa.array(kinds, pa.int8())
+    return {
+        additional["record_id"]: pa.array(record_ids, pa.int64()),
+        additional["operation_flag"]: _OPERATION.take(kind_array),
+        additional["utc_timestamp"]: pa.array(timestamps, pa.int64()),
+        additional["before_flag"]: _BEFORE_FLAG.take(kind_array),
+        additional["after_flag"]: _AFTER_FLAG.take(kind_array),
+    }
+
+
+def _columnar_to_arrow(
+    spec: MigrationSpec, columns: Sequence[ColumnPlan], collector: _TableCollector, kinds: np.ndarray
+) -> tuple[pa.Table, dict[str, dict[str, int]]]:
+    """The columnar buffer's images as ``_log`` rows (no filter: those tables take the dict path)."""
+    assert collector.buffer is not None
+    converted, warnings = collector.buffer.to_arrow()
+    arrays = _additional_arrays(
+        spec, np.asarray(collector.record_ids, dtype=np.int64), kinds, np.asarray(collector.timestamps, dtype=np.int64)
+    )
+    count = len(kinds)
+    for plan in columns:
+        array = converted.get(plan.destination)
+        arrays[plan.destination] = array if array is not None else pa.nulls(count, destination_arrow_type(plan))
+    return pa.table(arrays), warnings
+
+
 def _to_arrow(
     spec: MigrationSpec,
     columns: Sequence[ColumnPlan],
@@ -632,7 +712,6 @@ def _to_arrow(
     kinds: np.ndarray,
     keep: np.ndarray | None,
 ) -> tuple[pa.Table, dict[str, dict[str, int]]]:
-    additional = {a.role: a.name for a in spec.additional_columns()}
     indexes = np.flatnonzero(keep) if keep is not None else None
     images = collector.images
     none_sources = collector.none_sources
@@ -645,14 +724,7 @@ def _to_arrow(
     else:
         record_ids = np.asarray(collector.record_ids, dtype=np.int64)
         timestamps = np.asarray(collector.timestamps, dtype=np.int64)
-    kind_array = pa.array(kinds, pa.int8())
-    arrays: dict[str, pa.Array | pa.ChunkedArray] = {
-        additional["record_id"]: pa.array(record_ids, pa.int64()),
-        additional["operation_flag"]: _OPERATION.take(kind_array),
-        additional["utc_timestamp"]: pa.array(timestamps, pa.int64()),
-        additional["before_flag"]: _BEFORE_FLAG.take(kind_array),
-        additional["after_flag"]: _AFTER_FLAG.take(kind_array),
-    }
+    arrays = _additional_arrays(spec, record_ids, kinds, timestamps)
     warnings: dict[str, dict[str, int]] = {}
     for plan in columns:
         name = plan.source.name

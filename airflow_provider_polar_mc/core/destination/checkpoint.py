@@ -62,6 +62,24 @@ class _Row:
         return (self.written_at_us, self.writer)
 
 
+def _newest(rows: list[_Row], kind: str, key: str) -> dict[str, Any] | None:
+    matching = [r for r in rows if r.kind == kind and r.key == key]
+    return max(matching, key=lambda r: r.order).value if matching else None
+
+
+def _oldest(rows: list[_Row], kind: str, key: str) -> dict[str, Any] | None:
+    matching = [r for r in rows if r.kind == kind and r.key == key]
+    return min(matching, key=lambda r: r.order).value if matching else None
+
+
+def _newest_per_key(rows: list[_Row], kind: str) -> dict[str, dict[str, Any]]:
+    latest: dict[str, _Row] = {}
+    for r in rows:
+        if r.kind == kind and (r.key not in latest or r.order > latest[r.key].order):
+            latest[r.key] = r
+    return {k: r.value for k, r in latest.items()}
+
+
 class MaxComputeCheckpointStore:
     """A :class:`CheckpointStore` in a MaxCompute table, one partition per migration."""
 
@@ -74,8 +92,7 @@ class MaxComputeCheckpointStore:
 
     # -- public API ----------------------------------------------------------------------------
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        rows = [r for r in self._read() if r.kind == kind and r.key == key]
-        return max(rows, key=lambda r: r.order).value if rows else None
+        return _newest(self._read(), kind, key)
 
     def put(self, kind: str, key: str, value: Mapping[str, Any]) -> None:
         self._append(kind, key, value)
@@ -91,19 +108,18 @@ class MaxComputeCheckpointStore:
         return winner
 
     def items(self, kind: str) -> dict[str, dict[str, Any]]:
-        latest: dict[str, _Row] = {}
-        for r in self._read():
-            if r.kind == kind and (r.key not in latest or r.order > latest[r.key].order):
-                latest[r.key] = r
-        return {k: r.value for k, r in latest.items()}
+        return _newest_per_key(self._read(), kind)
 
     # -- internals -----------------------------------------------------------------------------
     def _first(self, kind: str, key: str) -> dict[str, Any] | None:
-        rows = [r for r in self._read() if r.kind == kind and r.key == key]
-        return min(rows, key=lambda r: r.order).value if rows else None
+        return _oldest(self._read(), kind, key)
 
     def _ensure_table(self) -> None:
         if self._ensured:
+            return
+        # A REST lookup first: CREATE TABLE IF NOT EXISTS is a SQL instance, polled until it ends.
+        if self.destination.table_exists(self.table):
+            self._ensured = True
             return
         self.destination.create_table(
             TableDDL(
@@ -146,3 +162,38 @@ class MaxComputeCheckpointStore:
                     _Row(rec["kind"], rec["key"], json.loads(rec["value"]), int(rec["written_at_us"]), rec["writer"])
                 )
         return rows
+
+
+class ReadOnceStore:
+    """A :class:`CheckpointStore` view that reads the store once and answers :meth:`get` and
+    :meth:`items` from that read, for one task's bookkeeping (each read of the MaxCompute store is a
+    Tunnel download). Writes go to the store and into the view; :meth:`put_once` always asks the store,
+    so first-writer-wins holds against concurrent writers. Only for values that cannot change under
+    the task: recorded coordinates (written once) and earlier intervals' progress."""
+
+    def __init__(self, store: MaxComputeCheckpointStore):
+        self._store = store
+        self._rows: list[_Row] | None = None
+
+    def _latest(self) -> list[_Row]:
+        if self._rows is None:
+            self._rows = self._store._read()
+        return self._rows
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        return _newest(self._latest(), kind, key)
+
+    def items(self, kind: str) -> dict[str, dict[str, Any]]:
+        return _newest_per_key(self._latest(), kind)
+
+    def put(self, kind: str, key: str, value: Mapping[str, Any]) -> None:
+        self._store.put(kind, key, value)
+        self._rows = None  # read again if asked
+
+    def put_once(self, kind: str, key: str, value: Mapping[str, Any]) -> dict[str, Any]:
+        existing = _oldest(self._latest(), kind, key)
+        if existing is not None:  # written once, never changed
+            return existing
+        winner = self._store.put_once(kind, key, value)
+        self._rows = None
+        return winner
