@@ -203,3 +203,21 @@ def test_tunnel_faults_during_the_stream_are_retried_exactly_once(connections, m
     for rows in (a, b):
         keys = [(r["record_id"], r["before_flag"]) for r in rows]
         assert len(set(keys)) == len(keys)
+
+
+def test_read_once_store_answers_from_one_read_and_keeps_first_writer_wins(emulator):
+    from airflow_provider_polar_mc.core.destination.checkpoint import ReadOnceStore
+    from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+
+    destination = MaxComputeDestination(emulator.client(), emulator.project)
+    name = f"ro_{uuid.uuid4().hex[:8]}"
+    store, other = MaxComputeCheckpointStore(destination, name), MaxComputeCheckpointStore(destination, name)
+    store.put("progress", "k", {"n": 1})
+    view = ReadOnceStore(store)
+    assert view.get("progress", "k") == {"n": 1}
+    other.put_once("end", "e1", {"by": "other"})  # written after the view read the store
+    assert view.get("end", "e1") is None  # answered from the one read
+    assert view.put_once("end", "e1", {"by": "view"}) == {"by": "other"}  # but put_once asks the store
+    view.put("progress", "k", {"n": 2})
+    assert view.get("progress", "k") == {"n": 2} == store.get("progress", "k")
+    assert view.items("end") == {"e1": {"by": "other"}}
