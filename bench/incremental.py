@@ -204,7 +204,7 @@ def run_child(mode: str, args: argparse.Namespace, interval: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=200_000, help="row changes, 5:3:2 I/U/D (%(default)s)")
-    parser.add_argument("--block-rows", type=int, default=50_000, help="incremental.block_rows (%(default)s)")
+    parser.add_argument("--block-rows", type=int, default=50_000, help="incremental.block_rows (%(default)s, the spec default)")
     parser.add_argument("--profile", default=None, help="write a cProfile of the batch child to this file")
     parser.add_argument("--child", choices=("batch", "decode"), help=argparse.SUPPRESS)
     parser.add_argument("--interval", help=argparse.SUPPRESS)

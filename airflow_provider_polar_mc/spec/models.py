@@ -249,8 +249,9 @@ class IncrementalSpec(_Section):
     """How long after an interval's end (source clock) its end coordinate is captured."""
     poll_seconds: int = f.bounded(10, 1, 600)
     """Poll interval of the binlog sensor/trigger."""
-    block_rows: int = f.bounded(100_000, 1000, 10_000_000)
-    """Rows per Tunnel block when writing a _log partition."""
+    block_rows: int = f.bounded(50_000, 1000, 1_000_000)
+    """Rows per Tunnel block and per decoded chunk when writing a _log partition; a batch's memory grows
+    with it, not with the interval."""
 
 
 class FullLoadSpec(_Section):
