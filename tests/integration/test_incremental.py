@@ -21,12 +21,20 @@ from airflow_provider_polar_mc.operators.merge import MergeOperator
 from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
 from airflow_provider_polar_mc.operators.validate import ValidateOperator
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
+from tests.integration.session_clock import execute_at, snapshot_at
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 UTC = dt.timezone.utc
 FIRST = dt.datetime(2026, 1, 1, 0, tzinfo=UTC)
+HOUR = 3600
+
+
+def inside(i: int, seconds: float) -> float:
+    """A moment (unix seconds) ``seconds`` into interval ``i``: writes in a session whose clock is set
+    to it commit "in" that simulated interval (tests/integration/session_clock.py)."""
+    return FIRST.timestamp() + i * HOUR + seconds
 
 
 def interval(i: int) -> dict:
@@ -90,14 +98,17 @@ def make_spec(connections, db: str) -> dict:
     }
 
 
-def writer(server, db: str, stop: threading.Event, rounds: list[int] | None = None) -> None:
-    """Write until ``stop``; ``rounds[0]`` counts the completed (committed) rounds."""
+def writer(server, db: str, stop: threading.Event, rounds: list[int] | None = None, *, at: float | None = None) -> None:
+    """Write until ``stop``; ``rounds[0]`` counts the completed (committed) rounds. With ``at`` (unix
+    seconds), round i runs in a session clock of ``at`` + i ms, so its transactions commit "at" that time."""
     rounds = rounds if rounds is not None else [0]
     conn = server.connect()
     i = 0
     with conn.cursor() as cur:
         while not stop.is_set():
             i += 1
+            if at is not None:
+                cur.execute("SET TIMESTAMP = %s", (at + i / 1000,))
             cur.execute(f"UPDATE {db}.orders SET status = 'paid', updated = UTC_TIMESTAMP(6) WHERE id = %s", (1 + (i * 37) % 3000,))
             cur.execute(f"INSERT INTO {db}.orders VALUES (%s, 1, 'new', 1.00, UTC_TIMESTAMP(6), NULL, NULL)", (100_000 + i,))
             cur.execute(f"DELETE FROM {db}.orders WHERE id = %s", (2 + (i * 53) % 3000,))
@@ -110,9 +121,14 @@ def test_full_load_plus_intervals_converge_and_reruns_are_identical(connections,
     spec = make_spec(connections, shop)
     mysql_server.execute(f"INSERT INTO {shop}.ignored VALUES (1, 0)")
     SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    migration = load_spec(spec)
+    # The snapshot "at" 1 s before interval 0 (C0 recorded now; the full load keeps it), and every write
+    # meant for interval i committed "in" interval i (tests/integration/session_clock.py).
+    snapshot_at(MaxComputeCheckpointStore(resolve.destination(migration), migration.name), mysql_server,
+                FIRST.timestamp() - 1)
     stop = threading.Event()
     rounds = [0]
-    thread = threading.Thread(target=writer, args=(mysql_server, shop, stop, rounds))
+    thread = threading.Thread(target=writer, args=(mysql_server, shop, stop, rounds), kwargs={"at": inside(0, 5)})
     thread.start()
     try:
         FullLoadOperator(task_id="full", spec=spec).execute({})
@@ -129,6 +145,7 @@ def test_full_load_plus_intervals_converge_and_reruns_are_identical(connections,
     # transaction, and unique-key (no primary key) updates.
     conn = mysql_server.connect(autocommit=False)
     with conn.cursor() as cur:
+        cur.execute("SET TIMESTAMP = %s", (inside(0, 30 * 60),))
         cur.execute(f"UPDATE {shop}.orders SET id = id + 500000 WHERE id BETWEEN 10 AND 14")
         cur.execute(f"UPDATE {shop}.customers SET region = 'sg', name = 'moved' WHERE code = 'c5'")
         cur.execute(f"DELETE FROM {shop}.customers WHERE code = 'c6'")
@@ -140,7 +157,9 @@ def test_full_load_plus_intervals_converge_and_reruns_are_identical(connections,
     assert all(r.equal for r in replica_matches_source(spec)), [r.summary() for r in replica_matches_source(spec)]
 
     # Interval 1: ADD COLUMN (two at once, one FIRST... AFTER) and rows carrying it.
-    mysql_server.execute(
+    execute_at(
+        mysql_server,
+        inside(1, 10),
         f"ALTER TABLE {shop}.orders ADD COLUMN channel VARCHAR(8) AFTER status, ADD COLUMN weight DOUBLE",
         f"UPDATE {shop}.orders SET channel = 'web', weight = 2.5 WHERE id BETWEEN 100 AND 130",
         f"INSERT INTO {shop}.orders (id, customer, status, channel, amount, created, weight) VALUES (900000, 3, 'new', 'app', 5.50, '2026-01-01', 0.5)",
@@ -153,7 +172,7 @@ def test_full_load_plus_intervals_converge_and_reruns_are_identical(connections,
 
     summaries = ValidateOperator(task_id="validate", spec=spec).execute({})
     assert [s["equal"] for s in summaries] == [True, True]
-    mysql_server.execute(f"UPDATE {shop}.customers SET name = 'drifted' WHERE code = 'c7'")
+    execute_at(mysql_server, inside(2, 10), f"UPDATE {shop}.customers SET name = 'drifted' WHERE code = 'c7'")
     with pytest.raises(AirflowFailException, match="differ from the source"):
         ValidateOperator(task_id="validate", spec=spec).execute({})
 
@@ -162,7 +181,7 @@ def test_full_load_plus_intervals_converge_and_reruns_are_identical(connections,
     p0 = "modifytime_year='2026',modifytime_month='01',modifytime_day='01',modifytime_hour='00'"
     p1 = "modifytime_year='2026',modifytime_month='01',modifytime_day='01',modifytime_hour='01'"
     before0, before1 = partition_rows(emulator, log_table, p0), partition_rows(emulator, log_table, p1)
-    mysql_server.execute(f"INSERT INTO {shop}.orders (id, customer) VALUES (999999, 1)")  # after C(1): not in 0 or 1
+    execute_at(mysql_server, inside(2, 20), f"INSERT INTO {shop}.orders (id, customer) VALUES (999999, 1)")  # after C(1): not in 0 or 1
     again = run_interval(spec, 0)
     assert again["end"] == first["end"]
     run_interval(spec, 1)
@@ -173,7 +192,7 @@ def test_full_load_plus_intervals_converge_and_reruns_are_identical(connections,
     assert ids0 == sorted(ids0) and ids1 == sorted(ids1) and ids0[-1] < ids1[0]  # record_ids increase across intervals
 
     # Interval 2: unsupported DDL fails the batch without writing its partition.
-    mysql_server.execute(f"ALTER TABLE {shop}.orders DROP COLUMN weight")
+    execute_at(mysql_server, inside(2, 30), f"ALTER TABLE {shop}.orders DROP COLUMN weight")
     context = interval(2)
     BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(context)
     with pytest.raises(AirflowFailException, match=r"(?i)drop column.*orders|orders.*drop column"):

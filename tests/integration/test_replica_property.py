@@ -4,6 +4,11 @@ between its partition commit and its bookkeeping; purged and reset binlogs; cont
 
 Everything runs through the real operators against the private MariaDB (``mysql_server``) and the
 MaxCompute emulator, like tests/integration/test_incremental.py.
+
+The intervals are simulated hours from FIRST (in the real clock's past). Interval ends are time-true
+(docs/interval-boundaries.md): so each test records the snapshot C0 "at" 1 s before FIRST and commits
+every write meant for interval i "in" interval i, in a session whose clock is set there
+(tests/integration/session_clock.py, test_incremental.inside).
 """
 
 from __future__ import annotations
@@ -41,8 +46,10 @@ from airflow_provider_polar_mc.operators.merge import MergeOperator
 from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
 from tests.integration import test_values as tv
+from tests.integration.session_clock import execute_at, snapshot_at
 from tests.integration.test_incremental import (
     FIRST,
+    inside,
     interval,
     partition_rows,
     replica_matches_source,
@@ -87,6 +94,11 @@ def assert_replicas_match(spec: dict) -> None:
 def store_of(spec: dict) -> MaxComputeCheckpointStore:
     migration = load_spec(spec)
     return MaxComputeCheckpointStore(resolve.destination(migration), migration.name)
+
+
+def snapshot_before_first(spec: dict, server) -> BinlogCoordinate:
+    """Record C0 "at" 1 s before interval 0 (the full load, run next, keeps it)."""
+    return snapshot_at(store_of(spec), server, FIRST.timestamp() - 1)
 
 
 # =====================================================================================================
@@ -311,6 +323,11 @@ class Dml:
     def close(self) -> None:
         self.conn.close()
 
+    def clock(self, moment: float) -> None:
+        """From now on this session's statements (and commits) happen "at" ``moment`` (unix seconds)."""
+        with self.conn.cursor() as cur:
+            cur.execute("SET TIMESTAMP = %s", (moment,))
+
     def run(self, ops: list[dict]) -> None:
         for op in ops:
             if op["op"] == "txn":
@@ -434,12 +451,15 @@ def test_random_dml_around_the_full_load_converges_value_for_value(connections, 
     try:
         dml.run(program["before"])
         SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+        snapshot_before_first(spec, mysql_server)
 
-        # DURING the full load: operations at chunk boundaries (after C0 is recorded, between reads).
+        # DURING the full load: operations at chunk boundaries (after C0 is recorded, between reads),
+        # committed in interval 0.
         reads = [0]
         original = FullLoader.read_range
 
         def read_range(self, plan, key_range):
+            dml.clock(inside(0, 5 + reads[0]))
             dml.run(program["during"].get(reads[0], []))
             reads[0] += 1
             return original(self, plan, key_range)
@@ -449,9 +469,11 @@ def test_random_dml_around_the_full_load_converges_value_for_value(connections, 
             FullLoadOperator(task_id="full", spec=spec).execute({})
         for k in sorted(program["during"]):  # boundaries past the last chunk: right after the load
             if k >= reads[0]:
+                dml.clock(inside(0, 5 + k))
                 dml.run(program["during"][k])
 
         for i, ops in enumerate(program["intervals"]):
+            dml.clock(inside(i, 1800))  # interval i's operations commit in interval i
             dml.run(ops)
             run_interval(spec, i)
         assert_replicas_match(spec)
@@ -579,10 +601,12 @@ def big(mysql_server):
     mysql_server.execute(f"DROP DATABASE {db}")
 
 
-def bulk_changes(server, db: str, first_id: int, rows: int) -> None:
-    """``rows`` inserts in multi-row statements, then updates (one a key change) and deletes."""
+def bulk_changes(server, db: str, first_id: int, rows: int, *, at: float) -> None:
+    """``rows`` inserts in multi-row statements, then updates (one a key change) and deletes, all
+    committed "at" ``at`` (unix seconds: the interval they are meant for)."""
     conn = server.connect()
     with conn.cursor() as cur:
+        cur.execute("SET TIMESTAMP = %s", (at,))
         for lo in range(first_id, first_id + rows, 2000):
             hi = min(lo + 2000, first_id + rows)
             cur.execute(
@@ -598,10 +622,11 @@ def bulk_changes(server, db: str, first_id: int, rows: int) -> None:
 def test_kill_9_mid_incremental_batch_then_retry(connections, mysql_server, emulator, big):
     spec = make_spec(connections, big, block_rows=5_000)
     SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, mysql_server)
     FullLoadOperator(task_id="full", spec=spec).execute({})
-    bulk_changes(mysql_server, big, 1_000_000, BIG_ROWS)
+    bulk_changes(mysql_server, big, 1_000_000, BIG_ROWS, at=inside(0, 10))
     BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(interval(0))
-    mysql_server.execute(f"INSERT INTO {big}.big (id, v) VALUES (99999999, 'after C(0)')")  # must not be in 0
+    execute_at(mysql_server, inside(1, 5), f"INSERT INTO {big}.big (id, v) VALUES (99999999, 'after C(0)')")  # must not be in 0
     log_table = f"{spec['batch_rename']['prefix']}big_log"
     table = emulator.client().get_table(log_table)
 
@@ -633,7 +658,7 @@ def test_kill_9_mid_incremental_batch_then_retry(connections, mysql_server, emul
     MergeOperator(task_id="merge", spec=spec).execute(interval(0))
 
     # Interval 1: the child dies between the partition commit and marking the interval done.
-    bulk_changes(mysql_server, big, 2_000_000, 10_000)
+    bulk_changes(mysql_server, big, 2_000_000, 10_000, at=inside(1, 10))
     BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(interval(1))
     child = start_child(spec, "before_mark_done", 1)
     wait_for_line(child, "COMMITTED")
@@ -664,8 +689,9 @@ def _setup_private(connections, server, rows: int = 50) -> tuple[dict, str]:
     )
     spec = make_spec(connections, db)
     SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, server)
     FullLoadOperator(task_id="full", spec=spec).execute({})
-    server.execute(*[f"UPDATE {db}.t SET v = 'interval 0 {i}' WHERE id = {i}" for i in range(20)])
+    execute_at(server, inside(0, 10), *[f"UPDATE {db}.t SET v = 'interval 0 {i}' WHERE id = {i}" for i in range(20)])
     run_interval(spec, 0)
     assert_replicas_match(spec)
     return spec, db
@@ -678,15 +704,24 @@ def test_purged_binlog_fails_clearly_and_leaves_partitions_untouched(connections
     before0 = partition_rows(emulator, log_table, hour_partition(0))
     c0_end = intervals.recorded_end(store_of(spec), FIRST + dt.timedelta(hours=1))
 
-    server.execute(*[f"INSERT INTO {db}.t VALUES ({100 + i}, REPEAT('y', 150))" for i in range(60)], "FLUSH BINARY LOGS")
+    # Interval 1's writes, and its end captured (the sensor scans the binlog from C(0)), while the binlog
+    # is still there; then the binlog from C(0) on is purged before the batch reads it (a late batch).
+    execute_at(server, inside(1, 10), *[f"INSERT INTO {db}.t VALUES ({100 + i}, REPEAT('y', 150))" for i in range(60)])
+    c1_end = BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(interval(1))
+    server.execute("FLUSH BINARY LOGS")
     newest = server.execute("SHOW MASTER STATUS")[0][0]
-    assert newest != c0_end.log_file
+    assert newest != c0_end.log_file and newest != c1_end["log_file"]
     assert c0_end.log_file not in server.purge_binary_logs_to(newest)  # waits for MariaDB's deferred purge
-    BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(interval(1))
     with pytest.raises(AirflowFailException) as caught:
         IncrementalLoadOperator(task_id="load", spec=spec).execute(interval(1))
     message = str(caught.value)
     assert c0_end.log_file in message and "re-run the setup" in message, message
+    # The next interval's end, captured after the purge, fails as clearly: its scan starts at C(1).
+    with pytest.raises(AirflowFailException) as caught:
+        BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(interval(2))
+    message = str(caught.value)
+    assert c1_end["log_file"] in message and "re-run the setup" in message, message
+    assert intervals.recorded_end(store_of(spec), FIRST + dt.timedelta(hours=3)) is None
     table = emulator.client().get_table(log_table)
     assert partition_rows(emulator, log_table, hour_partition(0)) == before0
     assert not table.exist_partition(hour_partition(1))
@@ -700,19 +735,31 @@ def test_reset_master_is_not_read_as_no_changes(connections, emulator, mysql_ser
     before0 = partition_rows(emulator, log_table, hour_partition(0))
     c0_end = intervals.recorded_end(store_of(spec), FIRST + dt.timedelta(hours=1))
 
+    # Interval 1's writes, and its end captured (the sensor scans the binlog from C(0)), before the reset;
+    # the batch reads the range after it (a late batch).
+    execute_at(server, inside(1, 10), *[f"UPDATE {db}.t SET v = 'interval 1 {i}' WHERE id = {i}" for i in range(20, 30)])
+    end = BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(interval(1))
+    assert (end["log_file"], end["log_pos"]) > (c0_end.log_file, c0_end.log_pos)
     server.execute("RESET MASTER")
     conn = server.connect()
     with conn.cursor() as cur:
-        for i in range(writes_after_reset):  # enough transactions to carry the position and GTID past C(0)
+        cur.execute("SET TIMESTAMP = %s", (inside(2, 10),))  # after C(1): the next interval's writes
+        for i in range(writes_after_reset):  # enough transactions to carry the position and GTID past C(1)
             cur.execute(f"INSERT INTO {db}.t VALUES ({1000 + i}, REPEAT('z', 150))")
     conn.close()
-    end = BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(interval(1))
     if writes_after_reset:
-        assert (end["log_file"], end["log_pos"]) > (c0_end.log_file, c0_end.log_pos)  # "looks like" a continuation
+        now = server.execute("SHOW MASTER STATUS")[0]
+        assert (now[0], now[1]) > (end["log_file"], end["log_pos"])  # "looks like" a continuation of (C(0), C(1)]
     with pytest.raises(AirflowFailException) as caught:
         IncrementalLoadOperator(task_id="load", spec=spec).execute(interval(1))
     message = str(caught.value)
     assert "reset" in message.lower() and "re-run the setup" in message, message
+    # The next interval's end, captured after the reset, fails as clearly: its scan starts at C(1).
+    with pytest.raises(AirflowFailException) as caught:
+        BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(interval(2))
+    message = str(caught.value)
+    assert "reset" in message.lower() and "re-run the setup" in message, message
+    assert intervals.recorded_end(store_of(spec), FIRST + dt.timedelta(hours=3)) is None
     table = emulator.client().get_table(log_table)
     assert partition_rows(emulator, log_table, hour_partition(0)) == before0
     assert not table.exist_partition(hour_partition(1))
@@ -726,8 +773,10 @@ def test_reset_master_is_not_read_as_no_changes(connections, emulator, mysql_ser
 def test_intervals_are_contiguous_and_each_change_lands_in_exactly_one_partition(connections, mysql_server, emulator, big):
     spec = make_spec(connections, big, block_rows=1000)
     SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, mysql_server)
     stop = threading.Event()
     writes = [0]
+    phase = [0]  # the simulated interval the writer's rounds commit in
 
     def writer() -> None:  # keeps writing while the sensors capture the interval ends
         conn = mysql_server.connect()
@@ -735,6 +784,7 @@ def test_intervals_are_contiguous_and_each_change_lands_in_exactly_one_partition
         with conn.cursor() as cur:
             while not stop.is_set():
                 i += 1
+                cur.execute("SET TIMESTAMP = %s", (inside(phase[0], 5 + i / 1000),))  # the whole round "in" phase[0]
                 cur.execute(f"INSERT INTO {big}.big (id, v, n) VALUES (%s, 'w', %s), (%s, 'w2', %s)", (5_000_000 + 2 * i, i, 5_000_001 + 2 * i, i))
                 cur.execute(f"UPDATE {big}.big SET n = n + 1 WHERE id = %s", (1 + i % 500,))
                 if i % 3 == 0:
@@ -749,11 +799,17 @@ def test_intervals_are_contiguous_and_each_change_lands_in_exactly_one_partition
     try:
         FullLoadOperator(task_id="full", spec=spec).execute({})
         for i in range(3):
-            # Changes in every interval: a few more writer rounds, each committed after the previous
-            # capture returned (the round in flight during it may land on either side).
+            # Changes in every interval: a few more writer rounds committed in interval i ...
             before = writes[0]
             wait_until(lambda before=before: writes[0] >= before + 3 or not thread.is_alive(),
-                       what=f"three more writer rounds before interval {i}")  # fmt: skip
+                       what=f"three more writer rounds in interval {i}")  # fmt: skip
+            # ... then the writer moves on to interval i + 1 and keeps writing while interval i's end is
+            # captured. (The round in flight when it moved on still commits "in" interval i, before the
+            # first round of interval i + 1, where C(i) is then found in the binlog.)
+            phase[0] = i + 1
+            before = writes[0]
+            wait_until(lambda before=before: writes[0] >= before + 2 or not thread.is_alive(),
+                       what=f"writer rounds in interval {i + 1}")  # fmt: skip
             assert thread.is_alive(), "the writer thread died"
             run_interval(spec, i)
     finally:
@@ -783,8 +839,9 @@ def test_intervals_are_contiguous_and_each_change_lands_in_exactly_one_partition
 def test_add_column_with_a_default_fails_loudly(connections, mysql_server, big):
     spec = make_spec(connections, big)
     SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, mysql_server)
     FullLoadOperator(task_id="full", spec=spec).execute({})
-    mysql_server.execute(f"ALTER TABLE {big}.big ADD COLUMN flag INT NOT NULL DEFAULT 7")
+    execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.big ADD COLUMN flag INT NOT NULL DEFAULT 7")
     # Existing rows get 7 without any row event: the batch must fail loudly, not leave NULLs behind.
     with pytest.raises(AirflowFailException, match="ADD COLUMN flag .* a DEFAULT value.*NULL without a default"):
         run_interval(spec, 0)

@@ -13,6 +13,7 @@ import pytest
 
 from airflow_provider_polar_mc.cli import render_plan
 from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
 from airflow_provider_polar_mc.core.planning import plan_selected
 from airflow_provider_polar_mc.core.precheck import run_prechecks
 from airflow_provider_polar_mc.core.validate import compare_migration
@@ -23,6 +24,7 @@ from airflow_provider_polar_mc.operators.incremental import IncrementalLoadOpera
 from airflow_provider_polar_mc.operators.merge import MergeOperator
 from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
+from tests.integration.session_clock import execute_at, snapshot_at
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +85,10 @@ def test_awkward_names_migrate_end_to_end_when_mapped(connections, mysql_server,
     report = run_prechecks(migration, resolve.source_endpoint(migration), lambda: resolve.destination(migration))
     assert report.passed, report.render()
     SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    # The snapshot "at" 1 s before the interval, the changes "in" it (time-true interval ends,
+    # docs/interval-boundaries.md; tests/integration/session_clock.py).
+    snapshot_at(MaxComputeCheckpointStore(resolve.destination(migration), migration.name), mysql_server,
+                FIRST.timestamp() - 1)
     loaded = FullLoadOperator(task_id="full", spec=spec).execute({})
     assert sorted(r["rows"] for r in loaded) == [5] * len(TABLES), "SILENT: a table copied rows it does not hold"
     changes = []
@@ -90,7 +96,7 @@ def test_awkward_names_migrate_end_to_end_when_mapped(connections, mysql_server,
         changes += [f"INSERT INTO {q(awkward, table)} VALUES (100, 'new', 1)",
                     f"UPDATE {q(awkward, table)} SET {q(first)} = 'changed', {q(second)} = -1 WHERE id = 2",
                     f"DELETE FROM {q(awkward, table)} WHERE id = 3"]
-    mysql_server.execute(*changes)
+    execute_at(mysql_server, FIRST.timestamp() + 10, *changes)
     context = {"data_interval_start": FIRST, "data_interval_end": FIRST + dt.timedelta(hours=1)}
     BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(context)
     summary = IncrementalLoadOperator(task_id="load", spec=spec).execute(context)

@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from airflow_provider_polar_mc.cli import main as polar_mc
+from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
 from airflow_provider_polar_mc.core.validate import compare_migration
 from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import load_spec
@@ -25,6 +26,7 @@ from airflow_provider_polar_mc.operators.validate import ValidateOperator
 from airflow_provider_polar_mc.sandbox.connections import maxcompute_connection, polardb_connection
 from airflow_provider_polar_mc.sandbox.mysql import free_port
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
+from tests.integration.session_clock import execute_at, snapshot_at
 
 pytestmark = pytest.mark.integration
 
@@ -83,10 +85,16 @@ def test_no_secret_in_logs_xcom_errors_templates_or_the_emulator_log(
         operators = [PrecheckOperator(task_id="precheck", spec=spec), SchemaMigrateOperator(task_id="schema", spec=spec),
                      FullLoadOperator(task_id="full", spec=spec)]
         for operator in operators:
+            if isinstance(operator, FullLoadOperator):
+                # The snapshot "at" 1 s before the interval, the change below "in" it (time-true interval
+                # ends, docs/interval-boundaries.md; tests/integration/session_clock.py).
+                migration = load_spec(spec)
+                snapshot_at(MaxComputeCheckpointStore(resolve.destination(migration), migration.name), mysql_server,
+                            FIRST.timestamp() - 1)
             outputs.append(json.dumps(operator.execute(context), default=str))
             operator.render_template_fields(context)
             outputs += [repr(getattr(operator, field)) for field in operator.template_fields]
-        mysql_server.execute(f"INSERT INTO {database}.t VALUES (3, 'c')")
+        execute_at(mysql_server, FIRST.timestamp() + 10, f"INSERT INTO {database}.t VALUES (3, 'c')")
         outputs.append(json.dumps(BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(context), default=str))
         outputs.append(json.dumps(IncrementalLoadOperator(task_id="load", spec=spec).execute(context), default=str))
         outputs.append(json.dumps(MergeOperator(task_id="merge", spec=spec).execute(context), default=str))

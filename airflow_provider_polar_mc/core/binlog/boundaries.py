@@ -361,9 +361,11 @@ def _transaction_starts(
                 f"the binlog scan returned an event at {current_file}:{event_start}, before the start {after}: "
                 "the start position was not honoured"
             )
-        if here == until_key:
+        if here >= until_key:
+            # At or past ``until`` (a server status position, so an event boundary): the events in between,
+            # if any, were of kinds the scan does not ask for (MariaDB's Binlog_checkpoint, Gtid_list ...).
             return
-        if here > until_key or (file_index, next_position) > until_key:
+        if (file_index, next_position) > until_key:
             raise BinlogUnavailable(
                 f"the end of binlog {until} captured before the scan is not at an event boundary of "
                 f"{until.log_file}. Fix: retry"
@@ -379,6 +381,8 @@ def _transaction_starts(
             starts.transaction_ended()
         if (file_index, next_position) == until_key:
             return
+    if stream.log_file and (_file_index(stream.log_file), stream.log_pos) >= until_key:
+        return  # the stream's last events (not asked for, but counted by the library) reached ``until``
     raise BinlogUnavailable(
         f"the binlog stream ended at {stream.log_file}:{stream.log_pos} before the end of binlog {until} captured "
         "before the scan. Fix: retry, and if it persists check the source's binlog files (SHOW BINARY LOGS)"
