@@ -120,7 +120,8 @@ def batch_child(args: argparse.Namespace) -> dict:
         profiler.disable()
         profiler.dump_stats(args.profile)
     rows = sum(t["rows"] for t in summary["tables"].values())
-    return {"seconds": seconds, "rows": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"seconds": seconds, "rows": rows, "peak_rss_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def decode_child(args: argparse.Namespace) -> dict:
@@ -213,7 +214,7 @@ def main() -> int:
     if args.child:
         import logging
 
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        logging.basicConfig(level=logging.INFO if os.environ.get("BENCH_VERBOSE") else logging.WARNING, stream=sys.stderr)
         result = batch_child(args) if args.child == "batch" else decode_child(args)
         print(RESULT_PREFIX + json.dumps(result))
         return 0
@@ -270,7 +271,8 @@ def main() -> int:
         decode = run_child("decode", args, interval)
         log(f"decode only: {decode['seconds']:.2f}s")
         batch = run_child("batch", args, interval)
-        log(f"batch: {batch['seconds']:.2f}s, peak RSS {batch['peak_rss_mb']:.0f} MB")
+        log(f"batch: {batch['seconds']:.2f}s, peak RSS {batch['peak_rss_mb']:.0f} MB, "
+            f"CPU of the batch process {batch['cpu_s']:.1f}s (imports included)")
 
         change_rows = inserts + 2 * updates + deletes
         log_table = f"{TABLE}_log"

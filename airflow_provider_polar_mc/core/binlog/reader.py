@@ -38,6 +38,7 @@ detected as a position going backwards).
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -169,9 +170,9 @@ class _TableCollector:
             self.record_ids.extend(range(base_id, base_id + images))
             self.kinds.extend([kind] * images)
         else:
-            rows = images // 2
-            self.record_ids.extend(r for r in range(base_id, base_id + rows) for _ in (0, 1))
-            self.kinds.extend([_UPDATE_BEFORE, _UPDATE_AFTER] * rows)
+            ids = range(base_id, base_id + images // 2)
+            self.record_ids.extend(itertools.chain.from_iterable(zip(ids, ids, strict=True)))  # both images share the id
+            self.kinds.extend([_UPDATE_BEFORE, _UPDATE_AFTER] * (images // 2))
         self.timestamps.extend([timestamp] * images)
 
     def add_rows(self, kind: int, rows: list[dict], base_id: int, timestamp: int) -> None:
@@ -449,6 +450,7 @@ def _read_events(
     by_name = {tuple(key.split(".", 1)): (key, c) for key, c in collectors.items()}
     by_lower_name = {(db.lower(), t.lower()): key for key, c in collectors.items() for db, t in [key.split(".", 1)]}
     end_index, start_index = end.file_index, start.file_index
+    end_key = end.key()  # once: file_index parses the file name
     current_file: str | None = None
     file_index = -1
     last_start = (-1, -1)
@@ -489,7 +491,7 @@ def _read_events(
                     f"the binlog reader returned an event at {current_file}:{event_start}, before the start "
                     f"coordinate {start}: the start position was not honoured"
                 )
-            if (file_index, next_position) > end.key():
+            if (file_index, next_position) > end_key:
                 if file_index == end_index and event_start != end.log_pos:
                     raise ReaderError(f"the end coordinate {end} is not at an event boundary")
                 reached_end = True
@@ -538,10 +540,12 @@ def _read_events(
             elif cls is table_map_event:
                 found = by_name.get((event.schema, event.table))
                 if found is not None:
-                    collector = found[1]
-                    _check_columns(collector, event, current_file, event_start)
-                    decoders[event.table_id] = chunks.decoders(found[0], event.get_table(), fast_decode)
-            if (file_index, next_position) == end.key():
+                    _check_columns(found[1], event, current_file, event_start)
+                    if event.table_id not in decoders:
+                        # A table id keeps its definition within a file (DDL gives the table a new id):
+                        # every transaction repeats the table map, the decoders are built at the first.
+                        decoders[event.table_id] = chunks.decoders(found[0], event.get_table(), fast_decode)
+            if (file_index, next_position) == end_key:
                 reached_end = True
                 break
     finally:
