@@ -89,6 +89,7 @@ class MaxComputeCheckpointStore:
         self.table = table
         self._writer_id = uuid.uuid4().hex
         self._ensured = False
+        self._table: Any = None  # the pyodps Table of the store, looked up once (its schema is fixed)
 
     # -- public API ----------------------------------------------------------------------------
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -135,10 +136,14 @@ class MaxComputeCheckpointStore:
     def _partition(self) -> str:
         return f"migration={sqltext.mc_string(self.migration)}"
 
-    def _append(self, kind: str, key: str, value: Mapping[str, Any]) -> None:
+    def _state_table(self) -> Any:
         self._ensure_table()
-        odps = self.destination.odps
-        table = odps.get_table(self.table, project=self.destination.project)
+        if self._table is None:
+            self._table = self.destination.odps.get_table(self.table, project=self.destination.project)
+        return self._table
+
+    def _append(self, kind: str, key: str, value: Mapping[str, Any]) -> None:
+        table = self._state_table()
         record = Record(schema=table.table_schema)
         record["kind"] = kind
         record["key"] = key
@@ -150,9 +155,7 @@ class MaxComputeCheckpointStore:
             writer.write([record])
 
     def _read(self) -> list[_Row]:
-        self._ensure_table()
-        odps = self.destination.odps
-        table = odps.get_table(self.table, project=self.destination.project)
+        table = self._state_table()
         if not table.exist_partition(self._partition()):
             return []
         rows: list[_Row] = []
