@@ -4,9 +4,10 @@ Self-contained: starts a private MariaDB/MySQL server and the MaxCompute emulato
 temporary directories), creates ``bench.orders`` (BIGINT PK, INT, VARCHAR(16), DECIMAL(12,2), DOUBLE,
 SMALLINT, DATETIME(3), TIMESTAMP, VARCHAR(255), TINYINT), migrates the schema and runs the full load
 (which records the snapshot coordinate C0), then writes mixed INSERT / UPDATE / DELETE transactions of
-500 rows each (not timed) and records the current end of binlog as the end coordinate of the chain's
-first interval (the hour holding C0). Timed, each in a child process of its own (connections as
-``AIRFLOW_CONN_*`` variables):
+500 rows each (not timed). The chain's first interval (the hour holding C0) is recorded as empty and
+run untimed (it claims the chain, which only the first batch does); the current end of binlog is
+recorded as the end coordinate of the next interval, whose batch reads (C0, end]. Timed, each in a
+child process of its own (connections as ``AIRFLOW_CONN_*`` variables):
 
 * the batch: ``IncrementalLoadOperator.execute`` for that interval: read the recorded range, write and
   commit the table's ``_log`` partition, mark the interval done. Its wall time gives ``rows_per_s``;
@@ -262,8 +263,14 @@ def main() -> int:
         conn = endpoint.connect()
         end = capture(conn)
         conn.close()
-        start_moment, end_moment = interval_of(c0.captured_at)
-        intervals.record_end(store, end_moment, end)  # the recorded range the batch reads: (C0, end]
+        # The chain's first interval (the hour holding C0) is recorded empty and run untimed, in a process
+        # of its own: it claims the chain, which only the first batch ever does. The timed batch is the
+        # next interval, as every later run is: it reads (C0, end].
+        first_start, first_end = interval_of(c0.captured_at)
+        intervals.record_end(store, first_end, c0)
+        run_child("batch", args, f"{first_start.isoformat()}/{first_end.isoformat()}")
+        start_moment, end_moment = first_end, first_end + dt.timedelta(hours=1)
+        intervals.record_end(store, end_moment, end)
         interval = f"{start_moment.isoformat()}/{end_moment.isoformat()}"
 
         tool = tool_seconds(server, c0, end)

@@ -89,7 +89,6 @@ class MaxComputeCheckpointStore:
         self.table = table
         self._writer_id = uuid.uuid4().hex
         self._ensured = False
-        self._table: Any = None  # the pyodps Table of the store, looked up once (its schema is fixed)
 
     # -- public API ----------------------------------------------------------------------------
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -137,10 +136,10 @@ class MaxComputeCheckpointStore:
         return f"migration={sqltext.mc_string(self.migration)}"
 
     def _state_table(self) -> Any:
+        """A fresh pyodps Table each time: a kept one answers exist_partition from its first lookup, so a
+        store would not see the partition another process created since."""
         self._ensure_table()
-        if self._table is None:
-            self._table = self.destination.odps.get_table(self.table, project=self.destination.project)
-        return self._table
+        return self.destination.odps.get_table(self.table, project=self.destination.project)
 
     def _append(self, kind: str, key: str, value: Mapping[str, Any]) -> None:
         table = self._state_table()
