@@ -3,7 +3,8 @@
 A private MariaDB/MySQL source and the MaxCompute emulator; a minute-partition spec in a temp spec dir;
 Airflow parses the repo's dags/ folder. Through the REST API the test triggers the setup DAG and waits
 for it, changes the source (insert, update, primary-key change, delete, ADD COLUMN), unpauses the
-incremental DAG (start date: the minute the test began, so catch-up runs it as minutes close) and
+incremental DAG (start date: three minutes before the test began, so catch-up runs those and the
+minutes that close meanwhile) and
 waits for the run of the interval that holds the changes (partitions follow commit times) and for a
 successful run whose binlog sensor was DEFERRED to the triggerer. Then every replica table must equal
 its source table, row for row. The runs of the minutes that closed during the setup are a catch-up:
@@ -38,8 +39,9 @@ INCREMENTAL = f"polar_mc__{NAME}__incremental"
 # took 13 s past the interval's end on a busy 2-core runner; short enough to keep the test quick.
 SETTLE_SECONDS = 30
 # Waiting for a deferred run: the backlog of closed minutes, then up to three minute boundaries to defer at.
-DEFERRED_RUN_TIMEOUT = 240
+DEFERRED_RUN_TIMEOUT = 300
 BAD_TI_STATES = {"failed", "up_for_retry", "upstream_failed"}
+CATCH_UP_MINUTES = 3
 
 
 def say(message: str) -> None:
@@ -169,7 +171,9 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
     tmp_path, mysql_server_factory, private_emulator, request
 ):
     began = time.monotonic()
-    start = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    # The incremental DAG starts CATCH_UP_MINUTES before the test: those intervals end before the snapshot
+    # (empty at once) and, with the minutes that close during the setup, are a catch-up backlog.
+    start = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0) - dt.timedelta(minutes=CATCH_UP_MINUTES)
     server = mysql_server_factory()
     seed(server)
     spec_dir = tmp_path / "specs"
