@@ -54,6 +54,7 @@ UPLOAD_THREADS = 2
 # column) starts its read over once the column exists in MaxCompute; each restart adds columns, so
 # this bounds a pathological interval (more ALTERs than this on tables with blocks written before).
 MAX_READ_RESTARTS = 20
+PROGRESS_SECONDS = 10.0
 
 
 class _ColumnsAddedAfterBlocks(Exception):
@@ -218,6 +219,8 @@ class _PartitionWriter:
         self._by_name = by_name
         self._block_rows = loader.spec.incremental.block_rows
         self._columns: dict[str, list[DestColumn]] = {}  # per _log table: its columns, as its session has them
+        self._rows = 0
+        self._started = self._last_report = time.monotonic()
 
     def write(self, key: str, rows: pa.Table) -> None:
         table = self._by_name[key].log_table
@@ -225,6 +228,12 @@ class _PartitionWriter:
             self._columns[table] = self._loader._log_columns(table)
         for offset in range(0, rows.num_rows, self._block_rows):
             self._uploads.write(table, _conform(self._columns[table], rows.slice(offset, self._block_rows)))
+        self._rows += rows.num_rows
+        now = time.monotonic()
+        if now - self._last_report >= PROGRESS_SECONDS:  # a long interval shows it is moving
+            self._last_report = now
+            self._loader.log(f"{self._rows:,} change rows decoded and queued for upload "
+                             f"({self._rows / (now - self._started):,.0f} rows/s)")
 
     def columns_added(self, key: str, added: tuple[ColumnPlan, ...]) -> None:
         selection = self._by_name[key]

@@ -176,6 +176,8 @@ class PartitionUploads:
             self._slots.release()
             raise
         future.add_done_callback(self._finished)
+        if len(self._futures) >= 64:  # keep only the unfinished ones (a partition may have 20,000 blocks)
+            self._futures = [f for f in self._futures if not f.done()]
         self._futures.append(future)
 
     def _finished(self, future: Future) -> None:
@@ -192,7 +194,7 @@ class PartitionUploads:
     def _drain(self) -> None:
         for future in self._futures:
             future.exception()  # waits; the failure (if any) is kept by _finished
-        self._futures = [f for f in self._futures if not f.done()]
+        self._futures = []
 
     def commit(self, tables: Sequence[str]) -> None:
         """Wait for every block, then commit every table's session; ``tables`` never written get an
@@ -201,7 +203,9 @@ class PartitionUploads:
         self._raise_failure()
         for table in tables:
             if table not in self._uploads:
-                upload = self._uploads[table] = TableUpload(self.destination, table, partition=self.partition, overwrite=True)
+                upload = self._uploads[table] = TableUpload(
+                    self.destination, table, partition=self.partition, overwrite=True, sleep=self._sleep
+                )
                 upload.open()
                 self._blocks[table] = []
         for table, upload in self._uploads.items():
