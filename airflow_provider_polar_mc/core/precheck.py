@@ -135,7 +135,26 @@ def check_binlog(info: ServerInfo) -> list[CheckResult]:
             )
         else:
             results.append(CheckResult(name, "passed", f"{name} is {want}"))
+    results.append(check_partial_json(info))
     return results
+
+
+def check_partial_json(info: ServerInfo) -> CheckResult:
+    """MySQL 8's ``binlog_row_value_options=PARTIAL_JSON`` logs a JSON update as a diff against the old
+    document (PARTIAL_UPDATE_ROWS events), which no after-image carries in full: refused."""
+    options = info.variables.get("binlog_row_value_options")
+    if options is None:
+        return CheckResult("binlog_row_value_options", "passed", "the server has no partial JSON updates in its binlog")
+    if "PARTIAL_JSON" in str(options).upper():
+        return CheckResult(
+            "binlog_row_value_options",
+            "failed",
+            "binlog_row_value_options is PARTIAL_JSON: JSON updates are logged as diffs, so the after-image "
+            "of a changed JSON column is incomplete",
+            "set binlog_row_value_options='' (SET GLOBAL binlog_row_value_options='' and in the server "
+            "configuration / PolarDB parameters)",
+        )
+    return CheckResult("binlog_row_value_options", "passed", "JSON updates are logged as whole documents")
 
 
 def check_retention(info: ServerInfo) -> CheckResult:

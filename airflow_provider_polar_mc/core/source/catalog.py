@@ -156,6 +156,7 @@ def server_info(conn: pymysql.Connection) -> ServerInfo:
             "binlog_format",
             "binlog_row_image",
             "binlog_row_metadata",
+            "binlog_row_value_options",
             "binlog_expire_logs_seconds",
             "expire_logs_days",
             "gtid_mode",
