@@ -118,6 +118,14 @@ class SqlDestination(Protocol):
 # --- the binlog -----------------------------------------------------------------------------------
 
 
+def binlog_file_index(log_file: str) -> int:
+    """The numeric suffix of a binlog file name (mysql-bin.000042 -> 42)."""
+    m = re.search(r"\.(\d+)$", log_file)
+    if not m:
+        raise ValueError(f"binlog file name without a numeric suffix: {log_file!r}")
+    return int(m.group(1))
+
+
 @dataclass(frozen=True)
 class BinlogCoordinate:
     log_file: str
@@ -132,10 +140,7 @@ class BinlogCoordinate:
     @property
     def file_index(self) -> int:
         """The numeric suffix of the binlog file (mysql-bin.000042 -> 42)."""
-        m = re.search(r"\.(\d+)$", self.log_file)
-        if not m:
-            raise ValueError(f"binlog file name without a numeric suffix: {self.log_file!r}")
-        return int(m.group(1))
+        return binlog_file_index(self.log_file)
 
     def key(self) -> tuple[int, int]:
         """Total order of coordinates on one server."""

@@ -36,14 +36,4 @@ def snapshot_at(store: CheckpointStore, server, moment: float) -> BinlogCoordina
 
 def execute_at(server, moment: float, *statements: str, database: str | None = None) -> list[tuple]:
     """Run ``statements`` (autocommit) in a session whose clock is ``moment``; returns the last one's rows."""
-    conn = server.connect(database)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET TIMESTAMP = %s", (moment,))
-            rows: list[tuple] = []
-            for statement in statements:
-                cur.execute(statement)
-                rows = list(cur.fetchall())
-            return rows
-    finally:
-        conn.close()
+    return server.execute(f"SET TIMESTAMP = {float(moment):.6f}", *statements, database=database)

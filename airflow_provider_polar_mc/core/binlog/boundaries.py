@@ -40,16 +40,15 @@ from __future__ import annotations
 import calendar
 import contextlib
 import datetime as dt
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from airflow_provider_polar_mc.core import compat
-from airflow_provider_polar_mc.core.binlog.coordinates import _gtid_at
+from airflow_provider_polar_mc.core.binlog.coordinates import _gtid_at, choose_replica_server_id
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
-from airflow_provider_polar_mc.core.model import BinlogCoordinate
+from airflow_provider_polar_mc.core.model import BinlogCoordinate, binlog_file_index
 from airflow_provider_polar_mc.exceptions import BinlogUnavailable, SourceChanged
 
 MYSQL_GTID_EVENT = 0x21
@@ -293,9 +292,6 @@ def _commit_time(event: Any, event_type: int) -> tuple[int, str]:
     return event.packet.timestamp * MICROS, "mysql_gtid"  # no timestamps in the event: its header's seconds
 
 
-def _file_index(log_file: str) -> int:
-    return BinlogCoordinate(log_file, 0).file_index
-
 
 def _scan(
     endpoint: MySqlEndpoint,
@@ -305,9 +301,7 @@ def _scan(
     replica_server_id: int | None,
 ) -> tuple[TransactionStart | None, int]:
     """(the first transaction start in [after, until) committed at or after ``end_us``, or None; events seen)."""
-    server_id = replica_server_id
-    while server_id is None or server_id == until.server_id:
-        server_id = random.randint(1 << 30, (1 << 32) - 1)
+    server_id = choose_replica_server_id(replica_server_id, until.server_id)
     stream, classes = _stream(endpoint, after, server_id)
     seen = [0]
     try:
@@ -340,7 +334,7 @@ def _transaction_starts(
                     "position was not honoured. Fix: retry; if it persists check the source's binlog files"
                 )
             current_file = event.next_binlog
-            file_index = _file_index(current_file)
+            file_index = binlog_file_index(current_file)
             if file_index > until_index:
                 return  # ``until`` was the end of the previous file
             continue
@@ -381,7 +375,7 @@ def _transaction_starts(
             starts.transaction_ended()
         if (file_index, next_position) == until_key:
             return
-    if stream.log_file and (_file_index(stream.log_file), stream.log_pos) >= until_key:
+    if stream.log_file and (binlog_file_index(stream.log_file), stream.log_pos) >= until_key:
         return  # the stream's last events (not asked for, but counted by the library) reached ``until``
     raise BinlogUnavailable(
         f"the binlog stream ended at {stream.log_file}:{stream.log_pos} before the end of binlog {until} captured "

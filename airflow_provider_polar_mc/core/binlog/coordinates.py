@@ -17,6 +17,7 @@ MySQL and MariaDB differ here, and both are handled:
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pymysql
@@ -177,3 +178,11 @@ def verify_readable(conn: pymysql.Connection, start: BinlogCoordinate, current: 
                 actual=at or "",
             )
 
+
+def choose_replica_server_id(requested: int | None, source_server_id: int) -> int:
+    """The server id a binlog dump presents: ``requested``, or a random one (so parallel readers never
+    evict each other); never the source's own."""
+    server_id = requested
+    while server_id is None or server_id == source_server_id:
+        server_id = random.randint(1 << 30, (1 << 32) - 1)
+    return server_id

@@ -39,7 +39,6 @@ detected as a position going backwards).
 from __future__ import annotations
 
 import itertools
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -50,7 +49,11 @@ import pyarrow as pa
 import pymysql
 
 from airflow_provider_polar_mc.core.binlog.change_filter import matching_images
-from airflow_provider_polar_mc.core.binlog.coordinates import capture, verify_readable
+from airflow_provider_polar_mc.core.binlog.coordinates import (
+    capture,
+    choose_replica_server_id,
+    verify_readable,
+)
 from airflow_provider_polar_mc.core.binlog.ddl import AddedColumn, TableDDL, parse_ddl
 from airflow_provider_polar_mc.core.binlog.rows_decoder import (
     ColumnarDecoder,
@@ -61,7 +64,7 @@ from airflow_provider_polar_mc.core.binlog.rows_decoder import (
 )
 from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
-from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan
+from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan, binlog_file_index
 from airflow_provider_polar_mc.core.schema_plan import plan_table
 from airflow_provider_polar_mc.core.values import convert_binlog_values, destination_arrow_type
 from airflow_provider_polar_mc.exceptions import BinlogUnavailable, UnsupportedDDL, UnsupportedType
@@ -426,9 +429,6 @@ def _stream(endpoint: MySqlEndpoint, start: BinlogCoordinate, server_id: int, co
     ), (QueryEvent, RotateEvent, XidEvent, TableMapEvent, WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)
 
 
-def _file_index(log_file: str) -> int:
-    return BinlogCoordinate(log_file, 0).file_index
-
 
 def _read_events(
     endpoint: MySqlEndpoint,
@@ -440,9 +440,7 @@ def _read_events(
     fast_decode: bool,
     log: Callable[[str], None],
 ) -> int:
-    server_id = replica_server_id
-    while server_id is None or server_id == source_server_id:
-        server_id = random.randint(1 << 30, (1 << 32) - 1)
+    server_id = choose_replica_server_id(replica_server_id, source_server_id)
     collectors = chunks.collectors
     stream, classes = _stream(endpoint, start, server_id, collectors)
     query_event, rotate_event, _xid, table_map_event, write_event, update_event, delete_event = classes
@@ -468,7 +466,7 @@ def _read_events(
                         "the start position was not honoured"
                     )
                 current_file = event.next_binlog
-                file_index = _file_index(current_file)
+                file_index = binlog_file_index(current_file)
                 stream.table_map.clear()  # table ids are reused after a restart
                 decoders.clear()
                 if file_index > end_index:
