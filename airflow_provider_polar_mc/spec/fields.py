@@ -34,6 +34,8 @@ MigrationType = Literal["schema", "full", "incremental"]
 ConflictMode = Literal["precheck_and_report", "ignore_and_proceed"]
 JsonType = Literal["string", "json"]
 DatetimeType = Literal["timestamp_ntz", "datetime"]
+MergeMode = Literal["incremental", "full"]
+SnapshotUnit = Literal["none", "day", "hour"]
 
 MIGRATION_TYPES: tuple[str, ...] = ("schema", "full", "incremental")
 CONFLICT_MODES: tuple[str, ...] = ("precheck_and_report", "ignore_and_proceed")

@@ -261,6 +261,10 @@ class FullLoadSpec(_Section):
     """Rows per primary-key range chunk, one Tunnel block each."""
     parallelism: int = f.bounded(2, 1, 64)
     """Chunks read and uploaded at once per table."""
+    shard_rows: int = f.bounded(10_000_000, 1000, 1_000_000_000_000)
+    """A table estimated above this many rows is loaded by several mapped tasks (key-range shards of
+    about this many rows each, one Tunnel session committed once by a final task); smaller tables stay
+    grouped."""
 
 
 class MergeSpec(_Section):
@@ -271,6 +275,14 @@ class MergeSpec(_Section):
     """Build the replica from _base + _log in MaxCompute SQL (only with incremental)."""
     replica_name: f.ReplicaPattern = naming.DEFAULT_REPLICA_PATTERN
     """Replica name pattern; must contain {table} (the mapped name), may contain {database}."""
+    mode: f.MergeMode = "incremental"
+    """`incremental`: each merge reads the replica's previous state and the new _log partition(s) only;
+    `full`: rebuild from _base and every _log partition (for repair)."""
+    snapshots: f.SnapshotUnit = "day"
+    """`day` / `hour`: keep the replica as of the end of each day (hour, UTC) as a `ds` partition of
+    <replica>_snapshot; `none`: no snapshots."""
+    snapshot_lifecycle_days: int = f.bounded(7, 1, 36_500)
+    """Lifecycle (days) of the snapshot table: MaxCompute drops partitions not modified for that long."""
 
 
 def _not_listed_twice(objects: tuple[ObjectSpec, ...]) -> list[tuple[tuple[Any, ...], str]]:
