@@ -3,7 +3,9 @@
 Two DAGs per spec:
 
 - ``polar_mc__<name>__setup`` (triggered by hand): precheck >> schema migration >> full load, the full
-  load mapped over groups of tables (at most Airflow's ``max_map_length`` groups).
+  load mapped over groups of tables (at most Airflow's ``max_map_length`` groups), and each table
+  estimated above ``full_load.shard_rows`` mapped over its key-range shards (``full_load_shard``)
+  followed by one ``full_load_commit`` (docs/full-load-shards.md).
 - ``polar_mc__<name>__incremental`` (scheduled, one run per ``_log`` partition from the latest closed
   interval at deployment, no interval skipped after that, runs in order): wait_for_binlog (deferrable) >> incremental_load >> merge. Backfill it like any DAG; a re-run
   of an interval rebuilds the identical partition.
@@ -22,7 +24,12 @@ from airflow.sdk import DAG, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_polar_mc.exceptions import ConfigError
-from airflow_provider_polar_mc.operators.full_load import DEFAULT_MAX_GROUPS, FullLoadOperator
+from airflow_provider_polar_mc.operators.full_load import (
+    DEFAULT_MAX_GROUPS,
+    FullLoadCommitOperator,
+    FullLoadOperator,
+    FullLoadShardOperator,
+)
 from airflow_provider_polar_mc.operators.incremental import IncrementalLoadOperator
 from airflow_provider_polar_mc.operators.merge import MergeOperator
 from airflow_provider_polar_mc.operators.precheck import PrecheckOperator
@@ -71,14 +78,27 @@ def setup_dag(spec_path: str | Path, spec: MigrationSpec, max_groups: int = DEFA
             previous = schema
 
         @task(task_id="plan_full_load_groups")
-        def plan_groups() -> list[list[str]]:
-            from airflow_provider_polar_mc.operators.full_load import full_load_groups
+        def plan_groups(**context: Any) -> list[list[str]]:
+            from airflow_provider_polar_mc.operators.full_load import full_load_plan
 
-            return full_load_groups(path, max_groups)
+            # Decides once per run which tables are grouped and which sharded (big tables' plans and
+            # sessions are recorded here, before any shard runs); the shards go out under their own key.
+            plan = full_load_plan(path, max_groups, log=log)
+            context["ti"].xcom_push(key="shards", value=plan["shards"])
+            return plan["groups"]
+
+        @task(task_id="plan_full_load_shards")
+        def plan_shards(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return shards  # relayed as a return value: Airflow maps only over a task's return value
 
         groups = plan_groups()
         previous >> groups
         FullLoadOperator.partial(task_id="full_load", spec=path).expand(tables=groups)
+        shards = plan_shards(groups["shards"])
+        loaded = FullLoadShardOperator.partial(task_id="full_load_shard", spec=path).expand(shard=shards)
+        # none_failed: with no big table the shard task has no instance (skipped) and the commit still
+        # succeeds, doing nothing; a failed shard leaves it upstream_failed.
+        loaded >> FullLoadCommitOperator(task_id="full_load_commit", spec=path, shards=shards, trigger_rule="none_failed")
     return dag
 
 

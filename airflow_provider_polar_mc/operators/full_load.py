@@ -1,11 +1,17 @@
-"""FullLoadOperator: copy selected tables into `<name>_base`, resumably and exactly once."""
+"""Full load operators: copy selected tables into `<name>_base`, resumably and exactly once.
+
+Small tables are loaded by :class:`FullLoadOperator` mapped over groups; a table above
+``full_load.shard_rows`` by :class:`FullLoadShardOperator` mapped over its shards, then
+:class:`FullLoadCommitOperator` (docs/full-load-shards.md). :func:`full_load_plan` decides which is
+which. The logic is in ``core/full_load.py``; these only read the spec, resolve connections and log.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_polar_mc.operators._base import MigrationOperator, load_spec
+from airflow_provider_polar_mc.operators._base import MigrationOperator, fail_unless_retryable, load_spec
 
 # Airflow's default [core] max_map_length.
 DEFAULT_MAX_GROUPS = 1024
@@ -38,7 +44,6 @@ class FullLoadOperator(MigrationOperator):
         from airflow_provider_polar_mc.core.full_load import FullLoader, record_snapshot_coordinate
         from airflow_provider_polar_mc.core.incremental import record_snapshot_schemas
         from airflow_provider_polar_mc.core.planning import describe_table_schema, only_tables, plan_migration
-        from airflow_provider_polar_mc.core.throttle import Throttle
         from airflow_provider_polar_mc.hooks import resolve
 
         spec = self.migration_spec()
@@ -67,27 +72,107 @@ class FullLoadOperator(MigrationOperator):
         if "full" not in spec.migration_types:
             self.log.info("full data migration is not selected: recorded where incremental migration starts")
             return []
-        throttle = Throttle(
-            rows_per_s=spec.throttle.full.rows_per_s,
-            mb_per_s=spec.throttle.full.mb_per_s,
-            queries_per_s=spec.throttle.full.source_qps,
-        )
-        loader = FullLoader(
-            endpoint,
-            destination,
-            store,
-            chunk_rows=spec.full_load.chunk_rows,
-            parallelism=spec.full_load.parallelism,
-            throttle=throttle,
-            log=self.log.info,
-            progress_interval=self.progress_interval,
-        )
+        loader = FullLoader.for_spec(spec, endpoint, destination, store, log=self.log.info, progress_interval=self.progress_interval)
         self.log.info("loading %d tables", len(plans))
         return [loader.load_table(plan).to_dict() for plan in plans]
 
 
+class FullLoadShardOperator(MigrationOperator):
+    """Loads one shard of a big table (a descriptor from :func:`full_load_plan`'s ``shards``): uploads
+    the blocks of its key ranges that the table's one Tunnel session lacks, without committing. A
+    retry after a crash re-attaches and uploads only the missing ones; a table already done is
+    skipped. Map it over the shards::
+
+        FullLoadShardOperator.partial(task_id="full_load_shard", spec=SPEC).expand(shard=shards)
+    """
+
+    template_fields: Sequence[str] = ("spec", "shard")
+    ui_color = "#c9f2d3"
+
+    def __init__(self, *, shard: Mapping[str, Any], progress_interval: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shard = shard
+        self.progress_interval = progress_interval
+
+    def execute_migration(self, context: Any) -> dict[str, Any]:
+        from airflow_provider_polar_mc.core.full_load import FullLoadShard
+
+        shard = FullLoadShard.from_dict(dict(self.shard))
+        loader, (plan,) = _loader_and_plans(self.migration_spec(), [shard.table], self.log, self.progress_interval)
+        return loader.load_shard(plan, shard).to_dict()
+
+
+class FullLoadCommitOperator(MigrationOperator):
+    """Commits the upload session of every table that ``shards`` belong to, once, then marks each table
+    done; fails naming the shards and ranges whose blocks are missing. Nothing to do without shards.
+    Runs after every shard task (trigger rule ``none_failed``: an empty shard list leaves the shard
+    task skipped, and the commit then succeeds doing nothing)."""
+
+    template_fields: Sequence[str] = ("spec", "shards")
+    ui_color = "#a6e3b6"
+
+    def __init__(self, *, shards: Sequence[Mapping[str, Any]] | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "none_failed")
+        super().__init__(**kwargs)
+        self.shards = shards
+
+    def execute_migration(self, context: Any) -> list[dict[str, Any]]:
+        tables = sorted({str(s["table"]) for s in self.shards or []})
+        if not tables:
+            self.log.info("no table is sharded: nothing to commit")
+            return []
+        loader, plans = _loader_and_plans(self.migration_spec(), tables, self.log)
+        return [loader.commit_sharded(plan).to_dict() for plan in plans]
+
+
+def _loader_and_plans(spec: Any, tables: list[str], log: Any, progress_interval: float = 5.0) -> tuple[Any, list[Any]]:
+    """A loader for the spec and the plans of ``tables`` (``db.table``), read from the source."""
+    from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
+    from airflow_provider_polar_mc.core.full_load import FullLoader
+    from airflow_provider_polar_mc.core.planning import plan_selected
+    from airflow_provider_polar_mc.hooks import resolve
+
+    endpoint = resolve.source_endpoint(spec)
+    destination = resolve.destination(spec)
+    plans = plan_selected(spec, endpoint, tables=tables, retry=resolve.retry_policy(spec), log=log.warning)
+    store = MaxComputeCheckpointStore(destination, spec.name)
+    return FullLoader.for_spec(spec, endpoint, destination, store, log=log.info, progress_interval=progress_interval), plans
+
+
+def full_load_plan(spec: Any, max_groups: int = DEFAULT_MAX_GROUPS, log: Any = None) -> dict[str, list[Any]]:
+    """Who loads what, for the setup DAG's mapped tasks: ``groups`` (lists of ``db.table``, for
+    :class:`FullLoadOperator`'s ``expand(tables=...)``) and ``shards`` (descriptors, for
+    :class:`FullLoadShardOperator`'s ``expand(shard=...)``). Big tables' plans, sessions and shards
+    are recorded here, after C0, before any shard runs (:func:`core.full_load.plan_full_load`)."""
+    import logging
+
+    from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
+    from airflow_provider_polar_mc.core.full_load import plan_full_load
+    from airflow_provider_polar_mc.exceptions import PolarMcError
+    from airflow_provider_polar_mc.hooks import resolve
+
+    logger = log or logging.getLogger(__name__)
+    try:
+        migration = load_spec(spec)
+        destination = resolve.destination(migration)
+        plan = plan_full_load(
+            migration,
+            resolve.source_endpoint(migration),
+            destination,
+            MaxComputeCheckpointStore(destination, migration.name),
+            max_groups=max_groups,
+            retry=resolve.retry_policy(migration),
+            log=logger.info,
+        )
+        return {"groups": plan.groups, "shards": [s.to_dict() for s in plan.shards]}
+    except PolarMcError as exc:
+        fail_unless_retryable(exc)
+        raise  # not reached: fail_unless_retryable always raises
+
+
 def full_load_groups(spec: Any, max_groups: int = DEFAULT_MAX_GROUPS) -> list[list[str]]:
-    """The selected tables in at most ``max_groups`` groups balanced by size, for ``expand(tables=...)``."""
+    """The selected tables in at most ``max_groups`` groups balanced by size, for ``expand(tables=...)``
+    (every table in a group, none sharded; the setup DAG uses :func:`full_load_plan`)."""
     from airflow_provider_polar_mc.core.full_load import group_tables
     from airflow_provider_polar_mc.core.planning import plan_selected
     from airflow_provider_polar_mc.hooks import resolve

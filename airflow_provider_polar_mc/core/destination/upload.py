@@ -65,21 +65,31 @@ class TableUpload:
         Returns True when re-attached (blocks already uploaded are kept), False for a new session.
         """
         if upload_id:
-            try:
-                session = self._tunnel.create_upload_session(
-                    self.table, partition_spec=self.partition, upload_id=upload_id
-                )
-                status = session.status.name.lower()
-                if status in ("normal", "closed"):
-                    self.session = session
-                    return True
-                log.warning("upload session %s of %s is %s; starting a new one", upload_id, self.table, status)
-            except ODPSError as exc:
-                log.warning("upload session %s of %s cannot be re-attached (%s); starting a new one", upload_id, self.table, exc)
+            if self.attach(upload_id):
+                return True
+            log.warning("starting a new upload session of %s instead of %s", self.table, upload_id)
         self.session = self._tunnel.create_upload_session(
             self.table, partition_spec=self.partition, overwrite=self.overwrite, create_partition=self.partition is not None
         )
         return False
+
+    def attach(self, upload_id: str) -> bool:
+        """Re-attach to ``upload_id`` only (never create a session): False when it is gone or expired.
+
+        For writers that share one session (the shards of a table): a new session of their own would
+        hold blocks nobody commits.
+        """
+        try:
+            session = self._tunnel.create_upload_session(self.table, partition_spec=self.partition, upload_id=upload_id)
+        except ODPSError as exc:
+            log.warning("upload session %s of %s cannot be re-attached (%s)", upload_id, self.table, exc)
+            return False
+        status = session.status.name.lower()
+        if status not in ("normal", "closed"):
+            log.warning("upload session %s of %s is %s", upload_id, self.table, status)
+            return False
+        self.session = session
+        return True
 
     @property
     def committed(self) -> bool:
