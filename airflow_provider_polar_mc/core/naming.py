@@ -110,6 +110,16 @@ def replica_table_name(table: str, pattern: str = DEFAULT_REPLICA_PATTERN, datab
     return stored_name(pattern.format(table=table, database=database))
 
 
+# The point-in-time snapshots of a replica (merge.snapshots): <replica>_snapshot, partitioned by ds
+# (DataWorks' business-date partition column, so analysts' `WHERE ds = '20261130'` reads as usual).
+SNAPSHOT_SUFFIX = "_snapshot"
+SNAPSHOT_PARTITION_COLUMN = "ds"
+
+
+def snapshot_table_name(replica_table: str) -> str:
+    return stored_name(replica_table + SNAPSHOT_SUFFIX)
+
+
 def destination_column_name(source_column: str, column_map: Mapping[str, str] | None = None) -> str:
     """A column's stored destination name; ``column_map`` (source -> destination) is matched
     case-insensitively because MySQL column names are."""
@@ -282,6 +292,7 @@ def find_column_findings(
     *,
     rule: AdditionalColumnRule = "previous",
     partition_levels: Sequence[str] = ("year", "month", "day"),
+    snapshot_partition: str | None = None,
 ) -> list[NamingFinding]:
     """Column findings for one table (``source_table`` is ``db.table``): invalid or reserved names after
     mapping, two source columns mapped to one name, and mapped names equal to an additional or
@@ -320,4 +331,13 @@ def find_column_findings(
                     fix,
                 )
             )
+    if snapshot_partition is not None and snapshot_partition in by_destination:
+        findings.append(
+            NamingFinding(
+                "snapshot_partition_collision", "error", snapshot_partition, tuple(by_destination[snapshot_partition]),
+                f"column {snapshot_partition!r} of {source_table} collides with the partition column of the "
+                "replica's snapshot table",
+                f"{rename_fix}, or set merge.snapshots: none",
+            )
+        )
     return findings

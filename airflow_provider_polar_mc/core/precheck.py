@@ -460,7 +460,8 @@ def _source_checks(spec, conn, destination, incremental, add, log) -> None:
         column_names = [c.name for c in table.columns]
         unknown_columns += [f"{s.source_name}: columns map names unknown column {c!r}" for c in s.unknown_mapped_columns(column_names)]
         naming_findings += naming.find_column_findings(
-            s.source_name, column_names, s.columns, rule=spec.additional_column_rule, partition_levels=spec.partition
+            s.source_name, column_names, s.columns, rule=spec.additional_column_rule, partition_levels=spec.partition,
+            snapshot_partition=naming.SNAPSHOT_PARTITION_COLUMN if s.snapshot_table else None,
         )
         try:
             plan = plan_table(spec, s, table)

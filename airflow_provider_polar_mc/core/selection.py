@@ -52,6 +52,7 @@ class TableSelection:
     log_table: str
     replica_table: str
     filter: str | None = None
+    snapshot_table: str = ""  # <replica>_snapshot with merge.snapshots, else empty
     columns: Mapping[str, str] = field(default_factory=lambda: _EMPTY_MAP)
     capitalization: naming.Capitalization = "default"
     destination_names: tuple[str, ...] = ()
@@ -86,6 +87,7 @@ class TableSelection:
             "log_table": self.log_table,
             "replica_table": self.replica_table,
             "filter": self.filter,
+            "snapshot_table": self.snapshot_table,
             "columns": dict(self.columns),
             "capitalization": self.capitalization,
             "destination_names": list(self.destination_names),
@@ -236,12 +238,16 @@ def _selection(
         owned.append(base)
     if "incremental" in spec.migration_types:
         owned.append(log)
+    snapshot = ""
     if spec.merge_active:
         owned.append(replica)
+        if spec.merge.snapshots != "none":
+            snapshot = naming.snapshot_table_name(replica)
+            owned.append(snapshot)
     return TableSelection(
         source_database=database, source_table=table,
         destination_table=destination, base_table=base, log_table=log, replica_table=replica,
-        filter=table_filter, columns=MappingProxyType({src: naming.stored_name(dst) for src, dst in columns.items()}),
+        snapshot_table=snapshot, filter=table_filter, columns=MappingProxyType({src: naming.stored_name(dst) for src, dst in columns.items()}),
         capitalization=spec.capitalization, destination_names=tuple(owned), spec_path=path,
     )
 

@@ -396,7 +396,9 @@ def test_destination_names_follow_migration_types():
     full_only = MigrationSpec.from_dict(with_changes({"migration_types": ["schema", "full"]}))
     assert select_tables(full_only, {"shop": ["t"]})[0].destination_names == ("t_base",)
     everything = MigrationSpec.from_dict(minimal())
-    assert select_tables(everything, {"shop": ["t"]})[0].destination_names == ("t_base", "t_log", "t")
+    assert select_tables(everything, {"shop": ["t"]})[0].destination_names == ("t_base", "t_log", "t", "t_snapshot")
+    no_snapshots = MigrationSpec.from_dict(with_changes({"merge.snapshots": "none"}))
+    assert select_tables(no_snapshots, {"shop": ["t"]})[0].destination_names == ("t_base", "t_log", "t")
     no_merge = MigrationSpec.from_dict(with_changes({"merge.enabled": False}))
     assert select_tables(no_merge, {"shop": ["t"]})[0].destination_names == ("t_base", "t_log")
 

@@ -69,6 +69,13 @@ class MaxComputeDestination:
         parts = tuple(DestColumn(c.name, str(c.type).lower(), c.comment or "") for c in schema.partitions)
         return TableDDL(name=table.name, columns=cols, partition_columns=parts, comment=table.comment or "")
 
+    def partitions(self, name: str) -> list[dict[str, str]]:
+        """The partitions of a partitioned table, each as {column: value}; [] if the table is absent."""
+        if not self.table_exists(name):
+            return []
+        table = self.odps.get_table(name, project=self.project)
+        return [dict(p.partition_spec.kv) for p in table.iterate_partitions()]
+
     def list_tables(self, prefix: str | None = None) -> list[str]:
         return [t.name for t in self.odps.list_tables(project=self.project, prefix=prefix)]
 
