@@ -44,6 +44,7 @@ from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, TablePlan
 from airflow_provider_polar_mc.core.planning import describe_table_schema, plan_migration
 from airflow_provider_polar_mc.core.retry import RetryPolicy
+from airflow_provider_polar_mc.core.selection import TableSelection
 from airflow_provider_polar_mc.core.source.chunking import KeyRange, plan_ranges, sql_literal
 from airflow_provider_polar_mc.core.source.snapshot import connectorx_uri, read_snapshot_range
 from airflow_provider_polar_mc.core.throttle import Throttle
@@ -66,7 +67,18 @@ class ShardedLoadError(PolarMcError):
 
 def table_key(plan: TablePlan) -> str:
     """The checkpoint key of a table's full load (kind :data:`TABLE_KIND`)."""
-    return f"{plan.selection.source_name}->{plan.selection.base_table}"
+    return selection_key(plan.selection)
+
+
+def selection_key(selection: TableSelection) -> str:
+    return f"{selection.source_name}->{selection.base_table}"
+
+
+def base_load_id(store: CheckpointStore, selection: TableSelection) -> str | None:
+    """The upload session that loaded the table's ``_base`` (None before a full load, or without one):
+    it changes when the base is loaded again."""
+    state = store.get(TABLE_KIND, selection_key(selection)) or {}
+    return state.get("upload_id") if state.get("status") == "done" else None
 
 
 def record_snapshot_coordinate(store: CheckpointStore, endpoint: MySqlEndpoint) -> BinlogCoordinate:

@@ -86,6 +86,24 @@ def partition_values(start: dt.datetime, end: dt.datetime, levels: Sequence[str]
     return [start.strftime(_LEVEL_FORMATS[level_]) for level_ in levels]
 
 
+def interval_of_end(end: dt.datetime, levels: Sequence[str]) -> tuple[dt.datetime, dt.datetime]:
+    """The interval [start, end) of one partition unit that ends at ``end`` (UTC)."""
+    end, level = utc(end), levels[-1]
+    start = _truncate(end - dt.timedelta(microseconds=1), level)
+    if _next_unit(start, level) != end:
+        raise ValueError(f"{interval_key(end)} is not the end of a '{level}' partition unit")
+    return start, end
+
+
+def next_interval_end(end: dt.datetime, levels: Sequence[str]) -> dt.datetime:
+    """The end of the interval after the one ending at ``end``."""
+    return _next_unit(utc(end), levels[-1])
+
+
+def parse_interval_key(key: str) -> dt.datetime:
+    return dt.datetime.strptime(key, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+
+
 def partition_spec(columns: Sequence[str], values: Sequence[str]) -> str:
     return sqltext.mc_partition_spec(columns, values)
 

@@ -1,4 +1,4 @@
-"""MergeOperator: rebuild each table's replica in MaxCompute as of the run's interval."""
+"""MergeOperator: bring each table's replica (and its point-in-time snapshots) up to the run's interval."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from airflow_provider_polar_mc.operators._base import MigrationOperator
 
 
 class MergeOperator(MigrationOperator):
-    """Builds ``merge.replica_name`` (default ``<name>``) for ``tables`` (``["db.table"]``, default all
-    selected) from ``_base`` and the ``_log`` partitions up to this run's interval, by the DTS merge rule
-    (latest change per primary key by record_id; deleted keys disappear). The SQL runs in MaxCompute.
-    The interval's incremental load must be done."""
+    """Merges this run's interval into ``merge.replica_name`` (default ``<name>``) for ``tables``
+    (``["db.table"]``, default all selected) by the DTS merge rule (latest change per primary key by
+    record_id; deleted keys disappear), in MaxCompute SQL. Incremental by default: the replica's previous
+    state plus the new `_log` partition(s); a re-run of an older interval rebuilds its snapshot and then
+    forward, never moving the replica back in time (``core/merging.py``, docs/merge.md). The interval's
+    incremental load must be done. Returns per table the interval the replica reflects and the steps run."""
 
     template_fields: Sequence[str] = ("spec", "tables")
     ui_color = "#ffe4f0"
@@ -22,19 +24,22 @@ class MergeOperator(MigrationOperator):
         super().__init__(**kwargs)
         self.tables = list(tables) if tables is not None else None
 
-    def execute_migration(self, context: Any) -> list[dict[str, str]]:
+    def execute_migration(self, context: Any) -> list[dict[str, Any]]:
         from airflow_provider_polar_mc.core import intervals
         from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
-        from airflow_provider_polar_mc.core.replica.merge import MergeTarget, build_replica
+        from airflow_provider_polar_mc.core.full_load import base_load_id
+        from airflow_provider_polar_mc.core.merging import ReplicaMerger
+        from airflow_provider_polar_mc.core.replica.merge import MergeTarget
         from airflow_provider_polar_mc.core.selection import select_tables
         from airflow_provider_polar_mc.core.source.catalog import describe_selected, list_tables
         from airflow_provider_polar_mc.hooks import resolve
+
         spec = self.migration_spec()
         if not spec.merge_active:
             self.log.info("merge is not active for migration %s (needs incremental and merge.enabled)", spec.name)
             return []
         start, end = context["data_interval_start"], context["data_interval_end"]
-        values = intervals.partition_values(start, end, spec.partition)
+        intervals.partition_values(start, end, spec.partition)  # one partition unit, or a ConfigError naming the fix
         destination = resolve.destination(spec)
         store = MaxComputeCheckpointStore(destination, spec.name)
         if intervals.done(store, end) is None:
@@ -47,6 +52,15 @@ class MergeOperator(MigrationOperator):
                 selections = [s for s in selections if s.source_name in set(self.tables)]
             described = describe_selected(conn, [(s.source_database, s.source_table) for s in selections])
         extra = {a.role: a.name for a in spec.additional_columns()}
+        merger = ReplicaMerger(
+            destination,
+            store,
+            spec.partition,
+            full=spec.merge.mode == "full",
+            unit=None if spec.merge.snapshots == "none" else spec.merge.snapshots,
+            snapshot_lifecycle_days=spec.merge.snapshot_lifecycle_days,
+            log=self.log.info,
+        )
         done = []
         for s in selections:
             table = described[s.source_name]
@@ -58,8 +72,14 @@ class MergeOperator(MigrationOperator):
                 record_id=extra["record_id"],
                 after_flag=extra["after_flag"],
                 partition_columns=spec.partition_columns(),
+                snapshot_table=s.snapshot_table,
             )
-            build_replica(destination, target, values, comment=f"polar-mc {spec.name}: replica of {s.source_name}")
-            self.log.info("%s: replica %s rebuilt as of %s", s.source_name, s.replica_table, intervals.interval_key(end))
-            done.append({"table": s.replica_table, "as_of": intervals.interval_key(end)})
+            result = merger.merge(
+                target, end, comment=f"polar-mc {spec.name}: replica of {s.source_name}", base_load=base_load_id(store, s)
+            )
+            self.log.info(
+                "%s: replica %s as of %s (%d steps, %.1fs)", s.source_name, s.replica_table, result.as_of,
+                len(result.steps), result.seconds,
+            )
+            done.append(result.to_dict())
         return done

@@ -1,20 +1,34 @@
-"""The merged replica: `_base` plus `_log` partitions up to an interval, as the source looked then.
+"""The merged replica in MaxCompute SQL: one merge step is a previous state plus a range of `_log`
+partitions, written as the replica or as one partition of its snapshot table.
 
 Built entirely in MaxCompute SQL (it scales with MaxCompute, not with the Airflow worker), with the DTS
-merge rule: every base row counts as ``record_id = 0``, an insert after-image; per primary key the row
-with the highest ``record_id`` wins (ties: the after-image first, so an UPDATE's after-image beats its
-before-image); the key survives only when that row is an after-image (``after_flag = 'Y'``). Deletes
-carry ``after_flag = 'N'`` and disappear. A primary-key UPDATE leaves the old key's before-image as its
-latest row (gone) and the new key's after-image (kept): exactly a delete plus an insert.
+merge rule: every row of the starting state (``_base``, the replica, or a snapshot partition) counts as
+``record_id = 0``, an insert after-image; per primary key the row with the highest ``record_id`` wins
+(ties: the after-image first, so an UPDATE's after-image beats its before-image); the key survives only
+when that row is an after-image (``after_flag = 'Y'``). Deletes carry ``after_flag = 'N'`` and
+disappear. A primary-key UPDATE leaves the old key's before-image as its latest row (gone) and the new
+key's after-image (kept): exactly a delete plus an insert.
+
+Why a step may start from any earlier state (docs/merge.md): a state holds, per key, the surviving
+after-image of the latest change up to its time, and every `_log` row after that time has a higher
+``record_id`` than any before it. So merge(merge(S, L1), L2) == merge(S, L1 + L2), and a step reads the
+previous state plus the new partitions only, never all of history. Re-applying partitions a state
+already holds gives the same state (their rows outrank the state's ``record_id = 0``), which makes a
+step that died after its overwrite safe to run again.
+
+Which steps run, and from which state, is decided by ``core/merging.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from airflow_provider_polar_mc.core import sqltext
 from airflow_provider_polar_mc.core.model import DestColumn, SqlDestination, TableDDL
+from airflow_provider_polar_mc.core.naming import SNAPSHOT_PARTITION_COLUMN
+from airflow_provider_polar_mc.exceptions import ConfigError
 
 
 @dataclass(frozen=True)
@@ -26,59 +40,176 @@ class MergeTarget:
     record_id: str  # additional column names under the spec's rule
     after_flag: str
     partition_columns: tuple[str, ...]
+    snapshot_table: str = ""  # <replica>_snapshot, partitioned by ds (merge.snapshots); "" without
 
 
-def up_to_partition_predicate(columns: Sequence[str], values: Sequence[str]) -> str:
-    """``(c1, c2, ...) <= (v1, v2, ...)`` lexicographically, spelled out (partition values are
+@dataclass(frozen=True)
+class ReplicaState:
+    """A state of the replica a step starts from or writes: ``_base`` (the full load), the replica
+    table, or the snapshot partition ``ds``."""
+
+    kind: Literal["base", "replica", "snapshot"]
+    ds: str = ""
+
+    def describe(self, target: MergeTarget) -> str:
+        if self.kind == "snapshot":
+            return f"{target.snapshot_table} ({SNAPSHOT_PARTITION_COLUMN}={self.ds})"
+        return target.base_table if self.kind == "base" else target.replica_table
+
+
+BASE = ReplicaState("base")
+REPLICA = ReplicaState("replica")
+
+
+def snapshot(ds: str) -> ReplicaState:
+    return ReplicaState("snapshot", ds)
+
+
+@dataclass(frozen=True)
+class LogRange:
+    """The `_log` partitions whose values lie in [first, last] (``first`` None: from the first one)."""
+
+    first: tuple[str, ...] | None
+    last: tuple[str, ...]
+
+
+def _lexicographic(columns: Sequence[str], values: Sequence[str], less: str, last_op: str) -> str:
+    """``(c1, c2, ...) <op> (v1, v2, ...)`` lexicographically, spelled out (partition values are
     zero-padded strings, so string order is time order)."""
     terms = []
     for i, column in enumerate(columns):
         equal = [f"{sqltext.quote_mc_name(columns[j])} = {sqltext.mc_string(values[j])}" for j in range(i)]
-        last = i == len(columns) - 1
-        bound = f"{sqltext.quote_mc_name(column)} {'<=' if last else '<'} {sqltext.mc_string(values[i])}"
-        terms.append("(" + " AND ".join([*equal, bound]) + ")")
+        op = last_op if i == len(columns) - 1 else less
+        terms.append("(" + " AND ".join([*equal, f"{sqltext.quote_mc_name(column)} {op} {sqltext.mc_string(values[i])}"]) + ")")
     return "(" + " OR ".join(terms) + ")"
 
 
-def merge_sql(target: MergeTarget, data_columns: Sequence[str], partition_values: Sequence[str]) -> str:
+def up_to_partition_predicate(columns: Sequence[str], values: Sequence[str]) -> str:
+    """Partitions at or before ``values``."""
+    return _lexicographic(columns, values, "<", "<=")
+
+
+def from_partition_predicate(columns: Sequence[str], values: Sequence[str]) -> str:
+    """Partitions at or after ``values``."""
+    return _lexicographic(columns, values, ">", ">=")
+
+
+def log_range_predicate(columns: Sequence[str], logs: LogRange) -> str:
+    upper = up_to_partition_predicate(columns, logs.last)
+    return upper if logs.first is None else f"{from_partition_predicate(columns, logs.first)} AND {upper}"
+
+
+def _state_rows(target: MergeTarget, state: ReplicaState, cols: str) -> str:
+    """``SELECT cols FROM <state>`` (a snapshot read names its partition: MaxCompute refuses full scans)."""
+    if state.kind == "snapshot":
+        ds = sqltext.quote_mc_name(SNAPSHOT_PARTITION_COLUMN)
+        return (
+            f"SELECT {cols} FROM {sqltext.quote_mc_name(target.snapshot_table)} "
+            f"WHERE {ds} = {sqltext.mc_string(state.ds)}"
+        )
+    return f"SELECT {cols} FROM {sqltext.quote_mc_name(state.describe(target))}"
+
+
+def _write_clause(target: MergeTarget, into: ReplicaState) -> str:
+    if into.kind == "base":
+        raise ValueError("a merge never writes the base table")
+    if into.kind == "snapshot":
+        partition = sqltext.mc_partition_spec([SNAPSHOT_PARTITION_COLUMN], [into.ds])
+        return f"INSERT OVERWRITE TABLE {sqltext.quote_mc_name(target.snapshot_table)} PARTITION ({partition})"
+    return f"INSERT OVERWRITE TABLE {sqltext.quote_mc_name(target.replica_table)}"
+
+
+def merge_step_sql(
+    target: MergeTarget,
+    data_columns: Sequence[str],
+    start: ReplicaState,
+    logs: LogRange | None,
+    into: ReplicaState,
+) -> str:
+    """One statement: ``into`` := ``start`` merged with the `_log` partitions of ``logs`` (a plain copy
+    when ``logs`` is None). Reading and overwriting the same table is fine: MaxCompute (and the
+    emulator) compute the query before replacing the data."""
     cols = ", ".join(sqltext.quote_mc_name(c) for c in data_columns)
+    write = _write_clause(target, into)
+    if logs is None:
+        return f"{write}\n{_state_rows(target, start, cols)};"
     keys = ", ".join(sqltext.quote_mc_name(c) for c in target.key_columns)
     rid, after = sqltext.quote_mc_name(target.record_id), sqltext.quote_mc_name(target.after_flag)
+    start_rows = _state_rows(target, start, f"{cols}, CAST(0 AS BIGINT) AS {rid}, 'Y' AS {after}")
     return (
-        f"INSERT OVERWRITE TABLE {sqltext.quote_mc_name(target.replica_table)}\n"
+        f"{write}\n"
         f"SELECT {cols} FROM (\n"
         f"  SELECT {cols}, {after} AS merge_after_flag,\n"
         f"         ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {rid} DESC, {after} DESC) AS merge_rank\n"
         f"  FROM (\n"
-        f"    SELECT {cols}, CAST(0 AS BIGINT) AS {rid}, 'Y' AS {after} FROM {sqltext.quote_mc_name(target.base_table)}\n"
+        f"    {start_rows}\n"
         f"    UNION ALL\n"
         f"    SELECT {cols}, {rid}, {after} FROM {sqltext.quote_mc_name(target.log_table)}\n"
-        f"    WHERE {up_to_partition_predicate(target.partition_columns, partition_values)}\n"
+        f"    WHERE {log_range_predicate(target.partition_columns, logs)}\n"
         f"  ) merge_rows\n"
         f") ranked\n"
         f"WHERE merge_rank = 1 AND merge_after_flag = 'Y';"
     )
 
 
-def ensure_replica(destination: SqlDestination, target: MergeTarget, comment: str) -> list[str]:
-    """Create the replica with the base table's columns, or add the base's newer columns to it.
-    Returns the data columns (the base table's, in order)."""
+def merge_sql(target: MergeTarget, data_columns: Sequence[str], partition_values: Sequence[str]) -> str:
+    """The full rebuild: the replica := ``_base`` merged with every `_log` partition up to ``partition_values``."""
+    return merge_step_sql(target, data_columns, BASE, LogRange(None, tuple(partition_values)), REPLICA)
+
+
+def _ensure_like_base(destination: SqlDestination, name: str, base: TableDDL, ddl: TableDDL) -> None:
+    existing = destination.describe(name)
+    if existing is None:
+        destination.create_table(ddl, if_not_exists=True)
+        return
+    have = {c.name.lower() for c in (*existing.columns, *existing.partition_columns)}
+    missing = [DestColumn(c.name, c.type, c.comment) for c in base.columns if c.name.lower() not in have]
+    if missing:
+        destination.add_columns(name, missing)
+
+
+def ensure_replica(
+    destination: SqlDestination, target: MergeTarget, comment: str, *, snapshot_lifecycle_days: int | None = None
+) -> list[str]:
+    """Create the replica (and, with ``target.snapshot_table``, its snapshot table partitioned by ``ds``
+    with a lifecycle) with the base table's columns, or add the base's newer columns to them. Returns
+    the data columns (the base table's, in order)."""
     base = destination.describe(target.base_table)
     if base is None:
         raise LookupError(f"base table {target.base_table} does not exist: run the schema migration first")
-    replica = destination.describe(target.replica_table)
-    if replica is None:
-        destination.create_table(TableDDL(target.replica_table, base.columns, comment=comment), if_not_exists=True)
-    else:
-        have = {c.name.lower() for c in replica.columns}
-        missing = [DestColumn(c.name, c.type, c.comment) for c in base.columns if c.name.lower() not in have]
-        destination.add_columns(target.replica_table, missing)
+    if any(c.name.lower() == SNAPSHOT_PARTITION_COLUMN for c in base.columns) and target.snapshot_table:
+        raise ConfigError(
+            f"{target.base_table} has a column {SNAPSHOT_PARTITION_COLUMN!r}, the partition column of the snapshot "
+            f"table {target.snapshot_table}: rename it (columns map) or set merge.snapshots: none"
+        )
+    _ensure_like_base(destination, target.replica_table, base, TableDDL(target.replica_table, base.columns, comment=comment))
+    if target.snapshot_table:
+        ddl = TableDDL(
+            target.snapshot_table,
+            base.columns,
+            (DestColumn(SNAPSHOT_PARTITION_COLUMN, "string", "the replica as of the end of this day or hour (UTC)"),),
+            comment=f"{comment}: point-in-time snapshots",
+            lifecycle=snapshot_lifecycle_days,
+        )
+        _ensure_like_base(destination, target.snapshot_table, base, ddl)
     return [c.name for c in base.columns]
 
 
-def build_replica(destination: SqlDestination, target: MergeTarget, partition_values: Sequence[str], comment: str) -> str:
-    """(Re)build the replica as of the interval whose partition values are given; returns the SQL run."""
-    columns = ensure_replica(destination, target, comment)
-    sql = merge_sql(target, columns, partition_values)
+def run_step(
+    destination: SqlDestination,
+    target: MergeTarget,
+    data_columns: Sequence[str],
+    start: ReplicaState,
+    logs: LogRange | None,
+    into: ReplicaState,
+) -> str:
+    """Run one merge step; returns the SQL run."""
+    sql = merge_step_sql(target, data_columns, start, logs, into)
     destination.execute(sql)
     return sql
+
+
+def build_replica(destination: SqlDestination, target: MergeTarget, partition_values: Sequence[str], comment: str) -> str:
+    """(Re)build the replica from the base as of the interval whose partition values are given; returns the SQL run."""
+    columns = ensure_replica(destination, target, comment)
+    return run_step(destination, target, columns, BASE, LogRange(None, tuple(partition_values)), REPLICA)
