@@ -105,7 +105,9 @@ class IncrementalLoader:
             if end.key() < start.key():
                 raise CheckpointConflict(f"recorded end coordinate {end} lies before the start {start}")
             selections = select_tables(spec, {db: list_tables(conn, db) for db in spec.source.databases}, missing="ignore")
-        schemas = self._schemas_at_start(interval_start, first, [s.source_name for s in selections])
+        # An interval before the chain (a backfill) starts, and ends, at C0: from the snapshot's schemas.
+        from_snapshot = first or intervals.precedes_chain(self.store, interval_start)
+        schemas = self._schemas_at_start(interval_start, from_snapshot, [s.source_name for s in selections])
         by_name = {s.source_name: s for s in selections if s.source_name in schemas}
         self.log(f"reading binlog ({start}, {end}] for {len(by_name)} tables into partition {partition}")
         changes = self._stream_partition(start, end, schemas, by_name, partition)

@@ -84,6 +84,12 @@ def capture_interval_end(
         log(f"interval ending {intervals.interval_key(interval_end)} ends at or before the snapshot "
             f"({dt.datetime.fromtimestamp(c0.captured_at, dt.timezone.utc):%Y-%m-%dT%H:%M:%S}Z): empty, at C0 {held}")
         return held
+    if intervals.precedes_chain(store, interval_start):
+        # A backfill of an interval before the chain's first one: that one read every change since C0.
+        held = intervals.record_end(store, interval_end, c0)
+        log(f"interval ending {intervals.interval_key(interval_end)} precedes the chain's first interval, which "
+            f"holds every change since the snapshot: empty, at C0 {held}")
+        return held
     after, _ = intervals.start_coordinate(store, interval_start)  # C(i-1); fails if the chain has a gap
     retry = retry or RetryPolicy()
     with endpoint.session(retry, log=log) as conn:

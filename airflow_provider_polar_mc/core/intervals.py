@@ -129,11 +129,22 @@ def start_coordinate(store: CheckpointStore, interval_start: dt.datetime) -> tup
         )
     if first is None or first["start"] == interval_key(interval_start):
         return BinlogCoordinate.from_dict(c0), True
+    if interval_key(interval_start) < first["start"]:
+        # Before the chain (a backfill of earlier intervals): its changes are in the chain's first
+        # interval, which read everything since C0; it holds none (its end is C0 too, see precedes_chain).
+        return BinlogCoordinate.from_dict(c0), False
     raise CheckpointConflict(
         f"the interval ending at {interval_key(interval_start)} has no recorded end coordinate, so the interval "
         f"starting there cannot know where to begin (the chain starts at {first['start']}). Fix: run the "
         "earlier intervals first (the incremental DAG runs in order with depends_on_past)"
     )
+
+
+def precedes_chain(store: CheckpointStore, interval_start: dt.datetime) -> bool:
+    """Whether the interval starting at ``interval_start`` lies before the chain's first interval (whose
+    range starts at C0, so it holds every change such an interval could claim)."""
+    first = store.get(CHAIN_KIND, FIRST_INTERVAL_KEY)
+    return first is not None and interval_key(interval_start) < first["start"]
 
 
 def claim_first_interval(store: CheckpointStore, interval_start: dt.datetime) -> str:

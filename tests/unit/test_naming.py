@@ -195,3 +195,11 @@ def test_renaming_a_column_resolves_the_collision():
 def test_invalid_and_reserved_column_names():
     findings = naming.find_column_findings("shop.orders", ["unit price", "order", "ok"])
     assert sorted((f.code, f.name) for f in findings) == [("invalid_name", "unit price"), ("reserved_word", "order")]
+
+
+def test_a_ds_column_collides_with_the_snapshot_partition_only_with_snapshots():
+    assert naming.find_column_findings("shop.orders", ["id", "DS"]) == []
+    (finding,) = naming.find_column_findings("shop.orders", ["id", "DS"], snapshot_partition="ds")
+    assert (finding.code, finding.severity, finding.objects) == ("snapshot_partition_collision", "error", ("shop.orders.DS",))
+    assert "merge.snapshots: none" in finding.fix
+    assert naming.find_column_findings("shop.orders", ["id", "DS"], {"DS": "day_string"}, snapshot_partition="ds") == []
