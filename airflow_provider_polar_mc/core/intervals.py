@@ -95,6 +95,12 @@ def interval_of_end(end: dt.datetime, levels: Sequence[str]) -> tuple[dt.datetim
     return start, end
 
 
+def is_interval_end(moment: dt.datetime, levels: Sequence[str]) -> bool:
+    """Whether ``moment`` is where an interval of the partition definition ``levels`` ends."""
+    moment = utc(moment)
+    return _truncate(moment, levels[-1]) == moment and moment.second == 0 and moment.microsecond == 0
+
+
 def next_interval_end(end: dt.datetime, levels: Sequence[str]) -> dt.datetime:
     """The end of the interval after the one ending at ``end``."""
     return _next_unit(utc(end), levels[-1])

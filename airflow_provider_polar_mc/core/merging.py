@@ -141,14 +141,16 @@ def plan_merge(
     through = max(end_i, marker) if marker is not None else end_i
 
     def rebuilt_points() -> list[dt.datetime]:
-        return sorted({at for at in held if end_i <= at <= through} | ({own} if own else set()))
+        existing = {at for at in held if end_i <= at <= through and intervals.is_interval_end(at, levels)}
+        return sorted(existing | ({own} if own else set()))
 
     if full or marker is None:
         start, start_at, points = BASE, None, rebuilt_points()
         reason = "merge.mode full: rebuilt from the base" if full else "first merge: built from the base"
     elif marker < end_i:
         start, start_at = REPLICA, marker
-        points = snapshot_points(marker, end_i, unit) if unit else []
+        # Boundaries that end an interval (all of them unless the partitions are coarser than the unit).
+        points = [p for p in snapshot_points(marker, end_i, unit) if intervals.is_interval_end(p, levels)] if unit else []
         reason = f"the replica as of {intervals.interval_key(marker)} plus the new partitions"
     else:
         earlier = [at for at in held if at <= start_i]

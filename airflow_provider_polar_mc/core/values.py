@@ -11,9 +11,11 @@ types and TIME; numbers for BIT and YEAR; raw bytes for spatial types).
 Canonical forms
 ---------------
 * JSON: parsed and re-serialised as ``json.dumps(doc, sort_keys=True, separators=(",", ":"),
-  ensure_ascii=False)``. MySQL 8 returns binary JSON normalised (and mysql-replication decodes it
-  to Python objects), MariaDB keeps the text as inserted; both become this one text. Numbers with a
-  fraction or exponent go through IEEE doubles, as MySQL 8 stores them. Text that is not JSON (a
+  ensure_ascii=False)``. MySQL 8 returns binary JSON normalised (decoded to Python objects by the
+  provider's core/binlog/json_binary.py, or by mysql-replication for tables the row decoder does not
+  take; docs/mysql-binary-json.md), MariaDB keeps the text as inserted; both become this one text.
+  Numbers with a fraction or exponent go through IEEE doubles, as MySQL 8 stores them (a binary
+  DECIMAL of scale 0 stays an integer, as its text does). Text that is not JSON (a
   MariaDB column without the ``json_valid`` check) is kept verbatim and counted as ``invalid_json``.
 * DECIMAL beyond MaxCompute's DECIMAL(38,18): fixed-point text with exactly the column's scale and no
   exponent, ``-`` for negatives (``CAST(col AS CHAR)``'s form, e.g. ``0.000`` for zero of scale 3).
@@ -75,6 +77,9 @@ from airflow_provider_polar_mc.core.model import ColumnPlan
 ZERO_DATE = "zero_date"
 TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
 INVALID_JSON = "invalid_json"
+# The none_sources entry of a JSON column whose document is JSON null (not SQL NULL): set by the
+# provider's row decoder (core/binlog/rows_decoder.py), converted to the text ``null``.
+JSON_NULL_SOURCE = "json null"
 
 # mysql-replication's NONE_SOURCE values (pymysqlreplication.constants.NONE_SOURCE), copied so this
 # module does not import the binlog library.
@@ -362,7 +367,7 @@ def convert_binlog_values(
     if kind == "set":
         return _set_from_binlog(plan, values, sources)
     if kind == "json":
-        return _json_from_binlog(plan, values)
+        return _json_from_binlog(plan, values, sources)
     raise AssertionError(kind)  # _kind() knows no other kinds
 
 
@@ -508,18 +513,27 @@ def _set_from_binlog(plan: ColumnPlan, values: Sequence[Any], sources: Sequence[
     return ConvertedColumn(pa.array(texts, type=pa.string()))
 
 
-def _json_from_binlog(plan: ColumnPlan, values: Sequence[Any]) -> ConvertedColumn:
-    # MySQL's JSON type travels as binary JSON, decoded to Python objects (a str is a JSON string);
-    # MariaDB's JSON is LONGTEXT, decoded to its text.
+def _json_from_binlog(
+    plan: ColumnPlan, values: Sequence[Any], sources: Sequence[str | None]
+) -> ConvertedColumn:
+    # MySQL's JSON type travels as binary JSON, decoded to Python objects (a str is a JSON string):
+    # by mysql-replication, or by the provider's core/binlog/json_binary.py, whose row decoder marks
+    # a JSON null document (None) with the source JSON_NULL_SOURCE; MariaDB's JSON is LONGTEXT,
+    # decoded to its text.
     binary_json = plan.source.column_type.strip().lower() == "json"
     if not binary_json:
         return _json_from_text(pa.array([_text(v, False) for v in values], type=pa.string()))
-    texts = [None if v is None else canonical_json(_json_plain(v)) for v in values]
+    texts = [
+        ("null" if source == JSON_NULL_SOURCE else None) if v is None else canonical_json(_json_plain(v))
+        for v, source in zip(values, sources, strict=True)
+    ]
     return ConvertedColumn(pa.array(texts, type=pa.string()))
 
 
 def _json_plain(value: Any) -> Any:
-    """Binary-JSON objects as mysql-replication decodes them, with any bytes turned into text."""
+    """Binary-JSON documents as the decoders give them -> plain JSON values: bytes (mysql-replication's
+    keys and strings) as text; a DECIMAL as the number MySQL's text shows (``12`` for scale 0, else
+    through a double, as the snapshot path's ``json.loads`` of ``12.50`` gives)."""
     if isinstance(value, dict):
         return {_json_plain(key): _json_plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -527,5 +541,6 @@ def _json_plain(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8")
     if isinstance(value, Decimal):
-        return float(value)
+        exponent = value.as_tuple().exponent
+        return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
     return value

@@ -26,7 +26,10 @@ class MergeOperator(MigrationOperator):
 
     def execute_migration(self, context: Any) -> list[dict[str, Any]]:
         from airflow_provider_polar_mc.core import intervals
-        from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
+        from airflow_provider_polar_mc.core.destination.checkpoint import (
+            MaxComputeCheckpointStore,
+            ReadOnceStore,
+        )
         from airflow_provider_polar_mc.core.full_load import base_load_id
         from airflow_provider_polar_mc.core.merging import ReplicaMerger
         from airflow_provider_polar_mc.core.replica.merge import MergeTarget
@@ -41,7 +44,8 @@ class MergeOperator(MigrationOperator):
         start, end = context["data_interval_start"], context["data_interval_end"]
         intervals.partition_values(start, end, spec.partition)  # one partition unit, or a ConfigError naming the fix
         destination = resolve.destination(spec)
-        store = MaxComputeCheckpointStore(destination, spec.name)
+        # One read of the store serves every table's bookkeeping (each read is a Tunnel download).
+        store = ReadOnceStore(MaxComputeCheckpointStore(destination, spec.name))
         if intervals.done(store, end) is None:
             raise IntervalNotReady(
                 f"the incremental load of the interval ending {intervals.interval_key(end)} is not done: run it first"

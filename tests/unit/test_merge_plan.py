@@ -127,3 +127,13 @@ def test_step_sql_reads_the_start_state_and_only_the_partition_range():
     assert copy == "INSERT OVERWRITE TABLE `t_snapshot` PARTITION (ds='20261130')\nSELECT `id`, `v` FROM `t`;"
     with pytest.raises(ValueError):
         merge_step_sql(target, ["id"], REPLICA, None, BASE)
+
+
+def test_snapshot_points_are_interval_ends_only():
+    """Daily snapshots with monthly partitions: only the month's last day has a state to show."""
+    monthly = ("year", "month")
+    december = dt.datetime(2026, 12, 1, tzinfo=UTC)
+    plan = plan_merge(december, monthly, marker=at(1), unit="day")
+    assert [(s.into.kind, s.into.ds) for s in plan.steps] == [("snapshot", "20261130"), ("replica", "")]
+    hourly_snapshots = plan_merge(december, ("year", "month", "day"), marker=at(30), unit="hour")
+    assert [s.into.ds for s in hourly_snapshots.steps] == ["2026113023", ""]

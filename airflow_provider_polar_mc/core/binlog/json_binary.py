@@ -119,7 +119,9 @@ def _container(data: bytes, base: int, end: int, large: bool, is_object: bool) -
         if kind in inline:
             items.append(_inline(data, kind, at + 1))
         elif offset >= size:
-            raise ValueError(f"binary JSON: value offset {offset} outside the {what} at offset {base} (entry {at})")
+            raise ValueError(
+                f"binary JSON: value offset {offset} outside the {what} at offset {base} (entry {at})"
+            )
         else:
             items.append(_value(data, kind, base + offset, stop))
     if not is_object:
@@ -167,12 +169,16 @@ def _utf8(data: bytes, pos: int, length: int, end: int) -> str:
     try:
         return str(data[pos : pos + length], "utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"binary JSON: invalid UTF-8 in the string at offset {pos}: {error.reason}") from None
+        raise ValueError(
+            f"binary JSON: invalid UTF-8 in the string at offset {pos}: {error.reason}"
+        ) from None
 
 
 def _need(pos: int, size: int, end: int, what: str) -> None:
     if pos + size > end:
-        raise ValueError(f"binary JSON: {what} at offset {pos} needs {size} bytes, {max(end - pos, 0)} remain")
+        raise ValueError(
+            f"binary JSON: {what} at offset {pos} needs {size} bytes, {max(end - pos, 0)} remain"
+        )
 
 
 # --- opaque values --------------------------------------------------------------------------------
@@ -219,7 +225,9 @@ def _decimal(data: bytes, pos: int, length: int) -> Decimal:
     sizes = [(_DECIMAL_BYTES[left_integral], left_integral)] + [(4, 9)] * (full_integral + full_fraction)
     sizes.append((_DECIMAL_BYTES[left_fraction], left_fraction))
     if length != 2 + sum(size for size, _ in sizes):
-        raise ValueError(f"binary JSON: DECIMAL({precision},{scale}) at offset {pos} has {length - 2} digit bytes")
+        raise ValueError(
+            f"binary JSON: DECIMAL({precision},{scale}) at offset {pos} has {length - 2} digit bytes"
+        )
     raw = bytearray(data[pos + 2 : pos + length])
     negative = not raw[0] & 0x80
     raw[0] ^= 0x80
@@ -231,7 +239,9 @@ def _decimal(data: bytes, pos: int, length: int) -> Decimal:
         if size:
             group = int.from_bytes(raw[at : at + size], "big")
             if group >= 10**count:
-                raise ValueError(f"binary JSON: DECIMAL at offset {pos} holds a group {group} of {count} digits")
+                raise ValueError(
+                    f"binary JSON: DECIMAL at offset {pos} holds a group {group} of {count} digits"
+                )
             digits.append(f"{group:0{count}d}")
             at += size
     text = "".join(digits)

@@ -7,9 +7,15 @@ library's row dictionaries (``values`` / ``none_sources``, ``before_values`` ...
 downstream (``values.convert_binlog_values``) is unchanged.
 
 Only full row images (``binlog_row_image=FULL``) of these column types are handled: integers,
-FLOAT/DOUBLE, DECIMAL, CHAR/VARCHAR, TEXT/BLOB, DATE, DATETIME2, TIMESTAMP2, YEAR, ENUM and SET.
-For any other table (TIME, BIT, JSON, spatial ...) :func:`table_decoder` returns None and the caller
-uses the library's own ``event.rows``. tests/integration/test_binlog.py checks both give equal rows.
+FLOAT/DOUBLE, DECIMAL, CHAR/VARCHAR, TEXT/BLOB, DATE, DATETIME2, TIMESTAMP2, YEAR, ENUM, SET and
+MySQL 8's JSON. For any other table (TIME, BIT, spatial ...) :func:`table_decoder` returns None and
+the caller uses the library's own ``event.rows``. tests/integration/test_binlog.py checks both give
+equal rows. JSON is the one exception to "the library's values": its binary JSON is decoded by
+:mod:`.json_binary` (``str`` keys and strings, MySQL's text for temporal and other opaque values,
+which mysql-replication 1.0.17 decodes wrongly; docs/mysql-binary-json.md), a JSON null document is
+None with the none source ``values.JSON_NULL_SOURCE``; ``convert_binlog_values`` gives the same text
+for both decoders' values wherever the library is right (tests/unit/test_json_binary.py). Partial
+JSON updates (``PARTIAL_UPDATE_ROWS_EVENT``) are left to the library.
 
 :func:`columnar_decoder` goes further for the same tables (~15x less time than this dict path plus
 ``convert_binlog_values`` on an orders-like table): it skips the row dictionaries and writes the
@@ -35,9 +41,11 @@ import pyarrow.compute as pc
 from pymysqlreplication.constants import FIELD_TYPE
 from pymysqlreplication.row_event import PartialUpdateRowsEvent, RowsEvent, UpdateRowsEvent
 
+from airflow_provider_polar_mc.core.binlog.json_binary import decode_binary_json
 from airflow_provider_polar_mc.core.compat import rows_event_buffer
 from airflow_provider_polar_mc.core.model import ColumnPlan
 from airflow_provider_polar_mc.core.values import (
+    JSON_NULL_SOURCE,
     ZERO_DATE,
     ConvertedColumn,
     convert_binlog_values,
@@ -53,6 +61,7 @@ _NONE_REASON = {
     FIELD_TYPE.DATE: "out of date range",
     FIELD_TYPE.DATETIME2: "out of datetime2 range",
     FIELD_TYPE.SET: "empty set",
+    FIELD_TYPE.JSON: JSON_NULL_SOURCE,
 }
 _EPOCH = dt.datetime(1970, 1, 1)
 _COMPRESSED_BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
@@ -178,6 +187,18 @@ def _decimal(precision: int, scale: int) -> _Decoder:
     return decode
 
 
+def _json(length_size: int) -> _Decoder:
+    """MySQL 8's JSON: a ``length_size``-byte length (the table map's metadata), then binary JSON;
+    length 0 is MySQL's empty value, read as JSON null."""
+
+    def decode(data: bytes, pos: int) -> tuple[Any, int]:
+        start = pos + length_size
+        end = start + int.from_bytes(data[pos:start], "little")
+        return decode_binary_json(data, start, end), end
+
+    return decode
+
+
 def _enum(size: int, members: list[str] | None) -> _Decoder:
     def decode(data: bytes, pos: int) -> tuple[Any, int]:
         index = int.from_bytes(data[pos : pos + size], "little")
@@ -229,6 +250,8 @@ def _column_decoder(column: Any) -> _Decoder | None:
         return _enum(column.size, column.enum_values)
     if t == FIELD_TYPE.SET:
         return _set(column.size, column.set_values)
+    if t == FIELD_TYPE.JSON:
+        return _json(column.length_size)
     return None
 
 
@@ -260,6 +283,8 @@ class TableDecoder:
     def rows(self, event: Any) -> list[dict] | None:
         """The event's rows as the library would return them, or None when this decoder cannot
         (partial row images, data the library already buffered)."""
+        if isinstance(event, PartialUpdateRowsEvent):  # JSON diffs in the after-images: the library's
+            return None
         buffer = rows_event_buffer(event)
         if buffer is None:
             return None
@@ -310,7 +335,7 @@ def table_decoder(table: Any) -> TableDecoder | None:
 # (precision <= 18) as unscaled integers in an Arrow decimal128, DATE/DATETIME2/TIMESTAMP2 as epoch
 # days / microseconds, strings as slices of the kept bytes (Arrow's ``take``, UTF-8 validated by the
 # cast to string), ENUM/SET through their few distinct stored values. Anything else (DECIMAL beyond
-# 18 digits, latin1 text, BINARY(n) padding, JSON text, a plan that does not match the table map ...)
+# 18 digits, latin1 text, BINARY(n) padding, JSON, a plan that does not match the table map ...)
 # decodes value by value with the dict path's decoders above and converts with
 # ``convert_binlog_values``, so every column equals what the dict path gives (tests/integration/
 # test_columnar_decoder.py compares both with the library's own rows).
@@ -354,7 +379,7 @@ def _stored_size(column: Any) -> tuple[bool, int] | None:
         return False, column.size
     if t in (FIELD_TYPE.VARCHAR, FIELD_TYPE.STRING):
         return True, 2 if column.max_length > 255 else 1
-    if t == FIELD_TYPE.BLOB:
+    if t in (FIELD_TYPE.BLOB, FIELD_TYPE.JSON):
         return True, column.length_size
     return None
 
