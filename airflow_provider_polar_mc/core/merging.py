@@ -30,20 +30,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_polar_mc.core import intervals
+from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
-from airflow_provider_polar_mc.core.model import SqlDestination
+from airflow_provider_polar_mc.core.model import BinlogCoordinate, SqlDestination
 from airflow_provider_polar_mc.core.naming import SNAPSHOT_PARTITION_COLUMN
 from airflow_provider_polar_mc.core.replica.merge import (
     BASE,
     REPLICA,
     LogRange,
+    MergeFill,
     MergeTarget,
     ReplicaState,
     ensure_replica,
     run_step,
     snapshot,
 )
+from airflow_provider_polar_mc.core.schema_plan import plan_table
+from airflow_provider_polar_mc.core.selection import TableSelection
+from airflow_provider_polar_mc.core.values import existing_rows_literal
 from airflow_provider_polar_mc.exceptions import IntervalNotReady
+from airflow_provider_polar_mc.spec import MigrationSpec
 
 REPLICA_STATE_KIND = "replica_state"
 
@@ -239,7 +245,8 @@ class ReplicaMerger:
         self.log(f"{target.replica_table}: merging the interval ending {key}: {plan.reason} ({len(plan.steps)} steps)")
         for step in plan.steps:
             began = time.monotonic()
-            run_step(self.destination, target, columns, step.start, self._log_range(step), step.into)
+            fills = self._fills(target, step)
+            run_step(self.destination, target, columns, step.start, self._log_range(step), step.into, fills)
             text = self._describe(target, step)
             result.steps.append(text)
             if step.into.kind == "snapshot":
@@ -249,6 +256,24 @@ class ReplicaMerger:
             self.store.put(REPLICA_STATE_KIND, target.replica_table, {"through": result.as_of, "base_load": base_load})
         result.seconds = time.monotonic() - started
         return result
+
+    def _fills(self, target: MergeTarget, step: MergeStep) -> list[MergeFill]:
+        """The fills whose DDL lies after the step's start state and before its end (coordinates)."""
+        if not target.fills:
+            return []
+        if step.start_at is None:
+            c0 = self.store.get(intervals.SNAPSHOT_KIND, intervals.SNAPSHOT_KEY)
+            low = BinlogCoordinate.from_dict(c0).record_id() if c0 else 0
+        else:
+            low = self._end_record_id(step.start_at)
+        high = self._end_record_id(step.through)
+        return [f for f in target.fills if low <= f.record_id < high]
+
+    def _end_record_id(self, moment: dt.datetime) -> int:
+        coordinate = intervals.recorded_end(self.store, moment)
+        if coordinate is None:  # every interval a step reads is done (checked), so its end is recorded
+            raise IntervalNotReady(f"no end coordinate is recorded for the interval ending {intervals.interval_key(moment)}")
+        return coordinate.record_id()
 
     def _log_range(self, step: MergeStep) -> LogRange | None:
         if step.copies:
@@ -292,3 +317,25 @@ class ReplicaMerger:
                 + (f" (nor of {len(missing) - 1} more up to {missing[-1]})" if len(missing) > 1 else "")
                 + ": run it first (the merge reads its _log partition)"
             )
+
+
+def recorded_fills(spec: MigrationSpec, store: CheckpointStore, selections: Sequence[TableSelection]) -> dict[str, tuple[MergeFill, ...]]:
+    """Per table (``db.table``), the values ADD COLUMN gave existing rows, as the newest loaded interval's
+    schema history records them (fills only accumulate; a step applies those inside its range)."""
+    done = store.items(intervals.INTERVAL_DONE_KIND)
+    if not done:
+        return {}
+    schemas = done[max(done)].get("schemas") or {}
+    result: dict[str, tuple[MergeFill, ...]] = {}
+    for selection in selections:
+        recorded = schemas.get(selection.source_name)
+        if not recorded or not recorded.get("fills"):
+            continue
+        schema = TableSchema.from_dict(recorded)
+        plans = {c.source.name.lower(): c for c in plan_table(spec, selection, schema.as_source_table()).columns}
+        result[selection.source_name] = tuple(
+            MergeFill(selection.spell(plans[f.column.lower()].destination), f.record_id,
+                      existing_rows_literal(plans[f.column.lower()], f.text))
+            for f in schema.fills
+        )
+    return result

@@ -22,6 +22,24 @@ if TYPE_CHECKING:  # annotations only: the model stays importable below everythi
 
 
 @dataclass(frozen=True)
+class ColumnFill:
+    """A value rows got without a row event: ``ADD COLUMN column ... DEFAULT`` (or NOT NULL's implicit
+    default) at binlog position ``record_id`` gave every row that existed then MySQL's ``text`` (None:
+    NULL). The merge applies it to rows whose latest change is older than the DDL."""
+
+    column: str  # source name
+    record_id: int  # (file index << 32) | the DDL event's position
+    text: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"column": self.column, "record_id": self.record_id, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ColumnFill:
+        return cls(str(data["column"]), int(data["record_id"]), data.get("text"))
+
+
+@dataclass(frozen=True)
 class SourceColumn:
     name: str
     ordinal: int
@@ -143,6 +161,11 @@ class BinlogCoordinate:
     def file_index(self) -> int:
         """The numeric suffix of the binlog file (mysql-bin.000042 -> 42)."""
         return binlog_file_index(self.log_file)
+
+    def record_id(self) -> int:
+        """The record_id an event at this coordinate would have (``(file index << 32) | position``):
+        every row change before the coordinate has a smaller one, every one from it on a larger or equal."""
+        return (self.file_index << 32) | self.log_pos
 
     def key(self) -> tuple[int, int]:
         """Total order of coordinates on one server."""

@@ -157,6 +157,30 @@ def mc_literal(value: Any) -> str:
     raise TypeError(f"no MaxCompute literal for {type(value).__name__}")
 
 
+def mc_typed_literal(value: Any, mc_type: str) -> str:
+    """``value`` as a MaxCompute SQL expression of type ``mc_type`` (``CAST('<text>' AS <type>)``, so the
+    value's text, not a literal's own type, decides). DATETIME and TIMESTAMP are refused: MaxCompute
+    reads their text in the project's time zone."""
+    if value is None:
+        return "NULL"
+    target = mc_type.strip().upper()
+    if not re.fullmatch(r"[A-Z_]+(\(\d+(,\s*\d+)?\))?", target):
+        raise ValueError(f"not a MaxCompute type: {mc_type!r}")
+    if target in ("DATETIME", "TIMESTAMP"):
+        raise ValueError(f"no time-zone-free literal for MaxCompute {target}")
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (int, float, decimal.Decimal, str)):
+        text = repr(value) if isinstance(value, float) else str(value)
+    elif isinstance(value, dt.datetime):
+        text = value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    elif isinstance(value, dt.date):
+        text = value.isoformat()
+    else:
+        raise TypeError(f"no MaxCompute literal for {type(value).__name__}")
+    return mc_string(text) if target == "STRING" else f"CAST({mc_string(text)} AS {target})"
+
+
 def mc_partition_spec(columns: Iterable[str], values: Iterable[str]) -> str:
     """``col='value',...`` as pyodps and MaxCompute SQL take a partition (names validated, values quoted)."""
     parts = []

@@ -544,3 +544,40 @@ def _json_plain(value: Any) -> Any:
         exponent = value.as_tuple().exponent
         return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
     return value
+
+
+# --- a value no row event carries: what ADD COLUMN gives the existing rows ---------------------------
+
+
+def existing_rows_literal(plan: ColumnPlan, text: str | None) -> str:
+    """The MaxCompute SQL literal of the value an ``ADD COLUMN`` gives the rows that exist at the DDL,
+    from MySQL's text of it (``core/binlog/ddl.py`` ExistingRowsValue; None: NULL). Converted the way
+    the binlog path converts the same value, so the merge fills exactly what a row event would carry.
+    Raises ValueError for a kind it does not spell (the DDL parser marks those as not known)."""
+    if text is None:
+        return "NULL"
+    kind = _kind(plan)
+    if kind == "integer":
+        value: Any = int(text)
+    elif kind == "year":
+        value = int(text)
+    elif kind in ("decimal", "decimal_text"):
+        value = Decimal(text)
+    elif kind == "float":
+        value = float(text)
+    elif kind in ("text", "enum", "time"):
+        value = text if kind != "time" else _time_value(text)
+    elif kind == "date":
+        value = dt.date.fromisoformat(text)
+    elif kind == "datetime":
+        value = dt.datetime.fromisoformat(text)
+    else:
+        raise ValueError(f"no literal for an existing-rows value of a {plan.source.column_type} column")
+    converted = convert_binlog_values(plan, [value]).array
+    return sqltext.mc_typed_literal(converted[0].as_py(), plan.mapped.mc_type)
+
+
+def _time_value(text: str) -> dt.timedelta:
+    sign = -1 if text.startswith("-") else 1
+    hours, minutes, seconds = text.lstrip("-").split(":")
+    return sign * dt.timedelta(hours=int(hours), minutes=int(minutes), seconds=float(seconds))

@@ -31,7 +31,7 @@ class MergeOperator(MigrationOperator):
             ReadOnceStore,
         )
         from airflow_provider_polar_mc.core.full_load import base_load_id
-        from airflow_provider_polar_mc.core.merging import ReplicaMerger
+        from airflow_provider_polar_mc.core.merging import ReplicaMerger, recorded_fills
         from airflow_provider_polar_mc.core.replica.merge import MergeTarget
         from airflow_provider_polar_mc.core.selection import select_tables
         from airflow_provider_polar_mc.core.source.catalog import describe_selected, list_tables
@@ -66,6 +66,7 @@ class MergeOperator(MigrationOperator):
             log=self.log.info,
         )
         done = []
+        fills = recorded_fills(spec, store, selections)
         for s in selections:
             table = described[s.source_name]
             target = MergeTarget(
@@ -77,6 +78,7 @@ class MergeOperator(MigrationOperator):
                 after_flag=extra["after_flag"],
                 partition_columns=spec.partition_columns(),
                 snapshot_table=s.snapshot_table,
+                fills=fills.get(s.source_name, ()),
             )
             result = merger.merge(
                 target, end, comment=f"polar-mc {spec.name}: replica of {s.source_name}", base_load=base_load_id(store, s)

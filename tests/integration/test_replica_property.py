@@ -832,16 +832,50 @@ def test_intervals_are_contiguous_and_each_change_lands_in_exactly_one_partition
 
 
 # =====================================================================================================
-# Known gap (reported, not fixed here): ADD COLUMN with a DEFAULT changes existing rows without row events
+# ADD COLUMN with a DEFAULT (or NOT NULL): existing rows change without row events; the merge fills them
 # =====================================================================================================
 
 
-def test_add_column_with_a_default_fails_loudly(connections, mysql_server, big):
+def test_add_column_with_defaults_is_followed_and_the_replica_shows_them(connections, mysql_server, big):
+    """The most common DDL: columns whose existing rows get a value no row event carries (a constant
+    DEFAULT, NOT NULL's implicit default). `_base` and `_log` get the columns (older rows NULL, as DTS);
+    the replica shows every row as the source does: the DDL's value where the row's latest change is
+    older than the DDL, in this interval (rows changed before and after it) and the next ones."""
     spec = make_spec(connections, big)
     SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
     snapshot_before_first(spec, mysql_server)
     FullLoadOperator(task_id="full", spec=spec).execute({})
-    execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.big ADD COLUMN flag INT NOT NULL DEFAULT 7")
-    # Existing rows get 7 without any row event: the batch must fail loudly, not leave NULLs behind.
-    with pytest.raises(AirflowFailException, match="ADD COLUMN flag .* a DEFAULT value.*NULL without a default"):
+    execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.big SET v = 'before the DDL' WHERE id <= 20")
+    execute_at(mysql_server, inside(0, 10),
+               f"ALTER TABLE {big}.big ADD COLUMN flag INT NOT NULL DEFAULT 7, "
+               "ADD COLUMN label VARCHAR(12) NOT NULL DEFAULT 'it''s' AFTER id, "
+               "ADD COLUMN since DATE DEFAULT '2026-11-30', ADD COLUMN kind ENUM('x', 'y') NOT NULL, "
+               "ADD COLUMN amount DECIMAL(8,3) NOT NULL FIRST, ADD COLUMN never DATE NOT NULL, "
+               "ADD COLUMN ratio DOUBLE DEFAULT -1.5, ADD COLUMN note TEXT")  # fmt: skip
+    execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.big SET flag = 1, kind = 'y' WHERE id BETWEEN 10 AND 30")
+    execute_at(mysql_server, inside(0, 30), f"INSERT INTO {big}.big (id, v, amount, never) VALUES (1001, 'after the DDL', 2.5, '2026-01-02')")
+    execute_at(mysql_server, inside(0, 40), f"DELETE FROM {big}.big WHERE id = 40")
+    summary = run_interval(spec, 0)
+    assert summary["tables"][f"{big}.big"]["rows"] > 0, summary
+    assert_replicas_match(spec)
+    # The next interval starts from the replica, whose rows hold the values now: nothing is filled twice.
+    execute_at(mysql_server, inside(1, 10), f"UPDATE {big}.big SET label = 'later', since = NULL WHERE id > 490")
+    run_interval(spec, 1)
+    assert_replicas_match(spec)
+    # _base keeps NULL in the new columns (DTS): the replica alone shows the DDL's values.
+    migration = load_spec(spec)
+    base = f"{spec['batch_rename']['prefix']}big_base"
+    [(filled,)] = resolve.destination(migration).query(f"SELECT COUNT(*) FROM {base} WHERE flag IS NOT NULL")
+    assert filled == 0
+
+
+def test_add_column_whose_existing_values_only_the_server_knows_fails_loudly(connections, mysql_server, big):
+    spec = make_spec(connections, big)
+    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, mysql_server)
+    FullLoadOperator(task_id="full", spec=spec).execute({})
+    execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.big ADD COLUMN made DATETIME DEFAULT CURRENT_TIMESTAMP")
+    # Existing rows get the DDL's time, which no row event carries: the batch must fail loudly, not
+    # leave NULLs behind (issue 13 resynchronises such a table instead).
+    with pytest.raises(AirflowFailException, match="ADD COLUMN made .* a DEFAULT value that only the server knows"):
         run_interval(spec, 0)

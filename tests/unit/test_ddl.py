@@ -92,3 +92,37 @@ def test_added_columns_that_fill_existing_rows_are_flagged(definition, reason):
     from airflow_provider_polar_mc.core.binlog.ddl import parse_column_definition
 
     assert parse_column_definition(tokenize_mysql(definition)).fills_existing_rows == reason
+
+
+@pytest.mark.parametrize(
+    "definition, known, text",
+    [
+        ("c INT NOT NULL DEFAULT 7", True, "7"),
+        ("c INT DEFAULT -3", True, "-3"),
+        ("c DECIMAL(8,3) NOT NULL", True, "0"),
+        ("c DOUBLE DEFAULT 1.5e3", True, "1.5e3"),
+        ("c BOOLEAN NOT NULL DEFAULT TRUE", True, "1"),
+        ("c VARCHAR(12) NOT NULL DEFAULT 'it''s'", True, "it's"),
+        ("c CHAR(3) NOT NULL", True, ""),
+        ("c ENUM('x', 'y') NOT NULL", True, "x"),
+        ("c DATE DEFAULT '2026-11-30'", True, "2026-11-30"),
+        ("c DATE NOT NULL", True, None),  # the zero date: NULL, as everywhere in the migration
+        ("c DATETIME NOT NULL DEFAULT '2026-11-30 12:00:00.5'", True, "2026-11-30 12:00:00.5"),
+        ("c TIME NOT NULL", True, "00:00:00"),
+        ("c YEAR NOT NULL", True, "0000"),
+        # only the server knows these
+        ("c DATETIME DEFAULT CURRENT_TIMESTAMP", False, None),
+        ("c TIMESTAMP NOT NULL DEFAULT '2026-11-30 00:00:00'", False, None),  # read in the DDL session's zone
+        ("c INT DEFAULT (1 + 1)", False, None),
+        ("c BIT(3) NOT NULL", False, None),
+        ("c JSON NOT NULL", False, None),
+        ("c VARBINARY(4) NOT NULL DEFAULT 'ab'", False, None),
+        ("c BIGINT AUTO_INCREMENT UNIQUE", False, None),
+    ],
+)
+def test_what_add_column_gives_existing_rows(definition, known, text):
+    from airflow_provider_polar_mc.core.binlog.ddl import parse_column_definition
+
+    existing = parse_column_definition(tokenize_mysql(definition)).existing_rows
+    assert existing is not None and existing.known is known
+    assert existing.text == text

@@ -137,3 +137,16 @@ def test_snapshot_points_are_interval_ends_only():
     assert [(s.into.kind, s.into.ds) for s in plan.steps] == [("snapshot", "20261130"), ("replica", "")]
     hourly_snapshots = plan_merge(december, ("year", "month", "day"), marker=at(30), unit="hour")
     assert [s.into.ds for s in hourly_snapshots.steps] == ["2026113023", ""]
+
+
+def test_fills_give_older_rows_the_ddls_value_and_leave_newer_ones():
+    from airflow_provider_polar_mc.core.replica.merge import MergeFill
+
+    target = MergeTarget("t_base", "t_log", "t", ("id",), "record_id", "after_flag", ("y",), "t_snapshot")
+    fill = MergeFill("flag", 4294967396, "CAST('7' AS INT)")
+    sql = merge_step_sql(target, ["id", "flag"], REPLICA, LogRange(("2026",), ("2026",)), REPLICA, [fill])
+    assert "SELECT `id`, CAST('7' AS INT) AS `flag`, CAST(0 AS BIGINT) AS `record_id`" in sql  # the older state
+    assert ("SELECT `id`, CASE WHEN `record_id` < 4294967396 THEN CAST('7' AS INT) ELSE `flag` END AS `flag`, "
+            "`record_id`, `after_flag` FROM `t_log`") in sql
+    copy = merge_step_sql(target, ["id", "flag"], REPLICA, None, snapshot("20261130"))
+    assert "CAST('7' AS INT)" not in copy  # no fill in range: the columns as they are

@@ -83,3 +83,23 @@ def test_tokenizer_respects_quotes_and_comments():
     assert "ALGORITHM" in [t.text for t in executable]
     with pytest.raises(ValueError):
         sqltext.tokenize_mysql("SELECT 'unterminated")
+
+
+def test_typed_maxcompute_literals():
+    import datetime as dt
+    from decimal import Decimal
+
+    from airflow_provider_polar_mc.core.sqltext import mc_typed_literal
+
+    assert mc_typed_literal(None, "BIGINT") == "NULL"
+    assert mc_typed_literal(7, "INT") == "CAST('7' AS INT)"
+    assert mc_typed_literal(Decimal("-1.500"), "DECIMAL(8,3)") == "CAST('-1.500' AS DECIMAL(8,3))"
+    assert mc_typed_literal(1.5, "DOUBLE") == "CAST('1.5' AS DOUBLE)"
+    assert mc_typed_literal("it's", "STRING") == "'it\\'s'"
+    assert mc_typed_literal(dt.date(2026, 11, 30), "DATE") == "CAST('2026-11-30' AS DATE)"
+    moment = dt.datetime(2026, 11, 30, 12, 0, 0, 500000)
+    assert mc_typed_literal(moment, "TIMESTAMP_NTZ") == "CAST('2026-11-30 12:00:00.500000' AS TIMESTAMP_NTZ)"
+    with pytest.raises(ValueError, match="time-zone"):
+        mc_typed_literal(moment, "DATETIME")
+    with pytest.raises(ValueError, match="not a MaxCompute type"):
+        mc_typed_literal(1, "INT) UNION SELECT (1")

@@ -64,9 +64,29 @@ class AddedColumn:
     after: str | None = None
     if_not_exists: bool = False
     collation: str | None = None  # an explicit COLLATE, for filter evaluation
-    # Why existing rows get a non-NULL value without any row event (DEFAULT x, NOT NULL's implicit
-    # default, AUTO_INCREMENT, a generated column), or None: the binlog cannot carry those values.
-    fills_existing_rows: str | None = None
+    # What rows that exist at the DDL get without any row event (DEFAULT x, NOT NULL's implicit
+    # default, AUTO_INCREMENT, a generated column); None: NULL, nothing to fill.
+    existing_rows: ExistingRowsValue | None = None
+
+    @property
+    def fills_existing_rows(self) -> str | None:
+        """Why existing rows get a non-NULL value no row event carries, or None."""
+        return self.existing_rows.reason if self.existing_rows else None
+
+
+@dataclass(frozen=True)
+class ExistingRowsValue:
+    """The value ``ADD COLUMN`` gives the rows that exist at the DDL.
+
+    ``known``: the statement alone says it: ``text`` is MySQL's text of the value (a constant
+    DEFAULT, or the type's implicit default for NOT NULL; None for a zero date, which the migration
+    keeps as NULL). Not known: only the server can tell (AUTO_INCREMENT, generated columns,
+    expressions and CURRENT_TIMESTAMP, TIMESTAMP constants read in the DDL session's time zone,
+    types whose defaults the migration does not spell: BIT, JSON, spatial, binary strings)."""
+
+    reason: str
+    text: str | None = None
+    known: bool = False
 
 
 @dataclass(frozen=True)
@@ -443,19 +463,63 @@ def parse_column_definition(tokens: list[Token], if_not_exists: bool = False) ->
         after=after,
         if_not_exists=if_not_exists,
         collation=collation,
-        fills_existing_rows=_fills_existing_rows(words, nullable, generated),
+        existing_rows=_existing_rows(column, attributes, words, args),
     )
 
 
-def _fills_existing_rows(words: list[str], nullable: bool, generated: bool) -> str | None:
-    if generated:
-        return "a generated column"
+# Types whose implicit NOT NULL default and constant defaults the migration spells (MySQL's "Data
+# Type Default Values"); the others' existing rows are known only to the server.
+_SPELLED_DEFAULTS = (*_INTEGER_TYPES, "decimal", "float", "double", "char", "varchar", "tinytext", "text",
+                     "mediumtext", "longtext", "enum", "date", "datetime", "time", "year")  # fmt: skip
+_IMPLICIT_DEFAULTS = {"date": "0000-00-00", "datetime": "0000-00-00 00:00:00", "time": "00:00:00", "year": "0000"}
+
+
+def _existing_rows(column: SourceColumn, attributes: list[Token], words: list[str], args: list[Token]) -> ExistingRowsValue | None:
+    if column.generated:
+        return ExistingRowsValue("a generated column")
     if "AUTO_INCREMENT" in words:
-        return "AUTO_INCREMENT"
+        return ExistingRowsValue("AUTO_INCREMENT")
+    spelled = column.data_type in _SPELLED_DEFAULTS and column.character_set != "binary"
     if "DEFAULT" in words:
         k = words.index("DEFAULT")
-        if k + 1 < len(words) and words[k + 1] != "NULL":
-            return "a DEFAULT value"
-    if not nullable:
-        return "NOT NULL (its implicit default)"
+        value = attributes[k + 1 :]
+        if value and value[0].upper == "NULL":
+            return None
+        text = _constant(value)
+        if text is None or not spelled:
+            return ExistingRowsValue("a DEFAULT value")
+        return ExistingRowsValue("a DEFAULT value", _zero_date_as_null(column, text), known=True)
+    if column.nullable:
+        return None
+    reason = "NOT NULL (its implicit default)"
+    if not spelled:
+        return ExistingRowsValue(reason)
+    if column.data_type == "enum":
+        members = [t.string_value for t in args if t.kind == "string"]
+        return ExistingRowsValue(reason, members[0] if members else "", known=True)
+    if column.data_type in _IMPLICIT_DEFAULTS:
+        return ExistingRowsValue(reason, _zero_date_as_null(column, _IMPLICIT_DEFAULTS[column.data_type]), known=True)
+    numeric = column.data_type in (*_INTEGER_TYPES, "decimal", "float", "double")
+    return ExistingRowsValue(reason, "0" if numeric else "", known=True)
+
+
+def _constant(tokens: list[Token]) -> str | None:
+    """The text of a constant DEFAULT (a string, or a number with an optional sign), else None (an
+    expression, CURRENT_TIMESTAMP, a function ...)."""
+    if tokens and tokens[0].kind == "string":
+        return tokens[0].string_value
+    sign = ""
+    if tokens and tokens[0].kind == "symbol" and tokens[0].text in ("-", "+"):
+        sign, tokens = ("-" if tokens[0].text == "-" else ""), tokens[1:]
+    if tokens and tokens[0].kind == "number":
+        return sign + tokens[0].text
+    if not sign and tokens and tokens[0].upper in ("TRUE", "FALSE"):
+        return "1" if tokens[0].upper == "TRUE" else "0"
     return None
+
+
+def _zero_date_as_null(column: SourceColumn, text: str) -> str | None:
+    """Zero dates (``0000-00-00``, a zero month or day) are NULL in the migration, as in the full load."""
+    if column.data_type in ("date", "datetime") and (text[:4] == "0000" or text[5:7] == "00" or text[8:10] == "00"):
+        return None
+    return text

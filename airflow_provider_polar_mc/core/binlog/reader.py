@@ -66,7 +66,11 @@ from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan, binlog_file_index
 from airflow_provider_polar_mc.core.schema_plan import plan_table
-from airflow_provider_polar_mc.core.values import convert_binlog_values, destination_arrow_type
+from airflow_provider_polar_mc.core.values import (
+    convert_binlog_values,
+    destination_arrow_type,
+    existing_rows_literal,
+)
 from airflow_provider_polar_mc.exceptions import BinlogUnavailable, UnsupportedDDL, UnsupportedType
 from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
 
@@ -390,10 +394,23 @@ class _Chunker:
     def columns_added(self, key: str, added: list[AddedColumn]) -> None:
         """An ADD COLUMN on ``key`` (already applied to its collector's schema): the images before it
         were flushed by the caller; tell the consumer the mapped new columns."""
-        if self._on_columns_added is None or not added:
+        if not added:
             return
         names = {a.column.name.lower() for a in added}
         columns = self.collectors[key].columns(self._spec, self._selections[key], key)
+        by_name = {c.source.name.lower(): c for c in columns}
+        for fill in self.collectors[key].schema.fills:
+            if fill.column.lower() in names:
+                try:  # the merge spells it for the replica's older rows: it must be spellable now
+                    existing_rows_literal(by_name[fill.column.lower()], fill.text)
+                except (ValueError, ArithmeticError) as exc:
+                    raise UnsupportedDDL(
+                        f"{key}: ADD COLUMN {fill.column} gives existing rows {fill.text!r}, which the replica "
+                        f"cannot show ({exc}). Fix: add the column as NULL and fill it with UPDATE, or re-run the setup "
+                        "(full load) for the table"
+                    ) from exc
+        if self._on_columns_added is None:
+            return
         self._on_columns_added(key, tuple(c for c in columns if c.source.name.lower() in names))
 
     def finish(self) -> None:
@@ -610,13 +627,13 @@ def _apply_ddl(
         if change.default_charset:
             schema = replace(schema, default_charset=change.default_charset)
         for added in change.added:
-            if added.fills_existing_rows:
+            if added.existing_rows is not None and not added.existing_rows.known:
                 raise UnsupportedDDL(
                     f"ADD COLUMN {added.column.name} on {key} at {coordinate} gives the existing rows a value through "
-                    f"{added.fills_existing_rows}, which no row event carries, so the replica could not show it. "
-                    "Fix: add such columns as NULL without a default and fill them with UPDATE (the updates are "
-                    "migrated), or add the column in MaxCompute by hand and re-run the setup (full load) for the "
-                    f"table. Statement: {statement}",
+                    f"{added.fills_existing_rows} that only the server knows (no row event carries it), so the replica "
+                    "could not show it. Fix: add such columns as NULL (or with a constant DEFAULT) and fill them with "
+                    "UPDATE (the updates are migrated), or add the column in MaxCompute by hand and re-run the setup "
+                    f"(full load) for the table. Statement: {statement}",
                     statement,
                     coordinate,
                 )
@@ -630,7 +647,7 @@ def _apply_ddl(
                     coordinate,
                 )
             try:
-                schema = schema.with_added_column(added)
+                schema = schema.with_added_column(added, coordinate.record_id())
             except ValueError as exc:
                 raise UnsupportedDDL(f"{exc} (at {coordinate}). Statement: {statement}", statement, coordinate) from exc
             collector.added.append(added)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_polar_mc.core.binlog.ddl import AddedColumn
-from airflow_provider_polar_mc.core.model import SourceColumn, SourceTable
+from airflow_provider_polar_mc.core.model import ColumnFill, SourceColumn, SourceTable
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class TableSchema:
     key_columns: tuple[str, ...] = ()
     default_charset: str | None = None
     collations: Mapping[str, str] = field(default_factory=dict)
+    # Values ADD COLUMN gave existing rows (DEFAULT x, NOT NULL's implicit default), for the merge.
+    fills: tuple[ColumnFill, ...] = ()
 
     @property
     def name(self) -> str:
@@ -59,8 +61,9 @@ class TableSchema:
         primary = self.key_columns
         return SourceTable(self.database, self.table, self.columns, primary_key=primary, charset=self.default_charset)
 
-    def with_added_column(self, added: AddedColumn) -> TableSchema:
-        """The schema after one ``ADD COLUMN`` (position FIRST / AFTER x / last)."""
+    def with_added_column(self, added: AddedColumn, record_id: int | None = None) -> TableSchema:
+        """The schema after one ``ADD COLUMN`` (position FIRST / AFTER x / last) at binlog position
+        ``record_id``; a value it gives existing rows (known from the statement) is kept as a fill."""
         column = added.column
         if column.data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"):
             if column.character_set is None:
@@ -80,7 +83,11 @@ class TableSchema:
         collations = dict(self.collations)
         if added.collation:
             collations[column.name] = added.collation
-        return replace(self, columns=renumbered, collations=collations)
+        fills = self.fills
+        existing = added.existing_rows
+        if existing is not None and existing.known and record_id is not None:
+            fills = (*fills, ColumnFill(column.name, record_id, existing.text))
+        return replace(self, columns=renumbered, collations=collations, fills=fills)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +105,7 @@ class TableSchema:
             "key_columns": list(self.key_columns),
             "default_charset": self.default_charset,
             "collations": dict(self.collations),
+            "fills": [f.to_dict() for f in self.fills],
         }  # fmt: skip
 
     @classmethod
@@ -109,5 +117,6 @@ class TableSchema:
             key_columns=tuple(data.get("key_columns") or ()),
             default_charset=data.get("default_charset"),
             collations=dict(data.get("collations") or {}),
+            fills=tuple(ColumnFill.from_dict(f) for f in data.get("fills") or ()),
         )
 

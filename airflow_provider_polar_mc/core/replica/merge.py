@@ -41,6 +41,18 @@ class MergeTarget:
     after_flag: str
     partition_columns: tuple[str, ...]
     snapshot_table: str = ""  # <replica>_snapshot, partitioned by ds (merge.snapshots); "" without
+    fills: tuple[MergeFill, ...] = ()  # values ADD COLUMN gave existing rows
+
+
+@dataclass(frozen=True)
+class MergeFill:
+    """``ADD COLUMN column`` at binlog position ``record_id`` gave the rows that existed then the value
+    ``literal`` (MaxCompute SQL) that no row event carries: the merge gives it to every row whose
+    latest change is older (`_base` and `_log` keep NULL there, as DTS does)."""
+
+    column: str  # destination name
+    record_id: int
+    literal: str
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,23 @@ def log_range_predicate(columns: Sequence[str], logs: LogRange) -> str:
     return upper if logs.first is None else f"{from_partition_predicate(columns, logs.first)} AND {upper}"
 
 
+def _filled(columns: Sequence[str], fills: Sequence[MergeFill], record_id: str | None) -> str:
+    """The column list with the fills applied: every row (``record_id`` None: a state older than the
+    fills) or the rows older than each fill's DDL get its value."""
+    by_column = {f.column.lower(): f for f in fills}
+    parts = []
+    for c in columns:
+        quoted = sqltext.quote_mc_name(c)
+        fill = by_column.get(c.lower())
+        if fill is None:
+            parts.append(quoted)
+        elif record_id is None:
+            parts.append(f"{fill.literal} AS {quoted}")
+        else:
+            parts.append(f"CASE WHEN {record_id} < {int(fill.record_id)} THEN {fill.literal} ELSE {quoted} END AS {quoted}")
+    return ", ".join(parts)
+
+
 def _state_rows(target: MergeTarget, state: ReplicaState, cols: str) -> str:
     """``SELECT cols FROM <state>`` (a snapshot read names its partition: MaxCompute refuses full scans)."""
     if state.kind == "snapshot":
@@ -125,17 +154,20 @@ def merge_step_sql(
     start: ReplicaState,
     logs: LogRange | None,
     into: ReplicaState,
+    fills: Sequence[MergeFill] = (),
 ) -> str:
     """One statement: ``into`` := ``start`` merged with the `_log` partitions of ``logs`` (a plain copy
-    when ``logs`` is None). Reading and overwriting the same table is fine: MaxCompute (and the
-    emulator) compute the query before replacing the data."""
+    when ``logs`` is None). ``fills``: the ones whose DDL lies between the start state and the end of
+    ``logs`` (the caller knows both coordinates). Reading and overwriting the same table is fine:
+    MaxCompute (and the emulator) compute the query before replacing the data."""
     cols = ", ".join(sqltext.quote_mc_name(c) for c in data_columns)
     write = _write_clause(target, into)
     if logs is None:
-        return f"{write}\n{_state_rows(target, start, cols)};"
+        return f"{write}\n{_state_rows(target, start, _filled(data_columns, fills, None))};"
     keys = ", ".join(sqltext.quote_mc_name(c) for c in target.key_columns)
     rid, after = sqltext.quote_mc_name(target.record_id), sqltext.quote_mc_name(target.after_flag)
-    start_rows = _state_rows(target, start, f"{cols}, CAST(0 AS BIGINT) AS {rid}, 'Y' AS {after}")
+    start_cols = _filled(data_columns, fills, None)
+    start_rows = _state_rows(target, start, f"{start_cols}, CAST(0 AS BIGINT) AS {rid}, 'Y' AS {after}")
     return (
         f"{write}\n"
         f"SELECT {cols} FROM (\n"
@@ -144,7 +176,7 @@ def merge_step_sql(
         f"  FROM (\n"
         f"    {start_rows}\n"
         f"    UNION ALL\n"
-        f"    SELECT {cols}, {rid}, {after} FROM {sqltext.quote_mc_name(target.log_table)}\n"
+        f"    SELECT {_filled(data_columns, fills, rid)}, {rid}, {after} FROM {sqltext.quote_mc_name(target.log_table)}\n"
         f"    WHERE {log_range_predicate(target.partition_columns, logs)}\n"
         f"  ) merge_rows\n"
         f") ranked\n"
@@ -202,9 +234,10 @@ def run_step(
     start: ReplicaState,
     logs: LogRange | None,
     into: ReplicaState,
+    fills: Sequence[MergeFill] = (),
 ) -> str:
     """Run one merge step; returns the SQL run."""
-    sql = merge_step_sql(target, data_columns, start, logs, into)
+    sql = merge_step_sql(target, data_columns, start, logs, into, fills)
     destination.execute(sql)
     return sql
 
@@ -212,4 +245,4 @@ def run_step(
 def build_replica(destination: SqlDestination, target: MergeTarget, partition_values: Sequence[str], comment: str) -> str:
     """(Re)build the replica from the base as of the interval whose partition values are given; returns the SQL run."""
     columns = ensure_replica(destination, target, comment)
-    return run_step(destination, target, columns, BASE, LogRange(None, tuple(partition_values)), REPLICA)
+    return run_step(destination, target, columns, BASE, LogRange(None, tuple(partition_values)), REPLICA, target.fills)
