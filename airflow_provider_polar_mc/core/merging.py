@@ -245,8 +245,10 @@ class ReplicaMerger:
         self.log(f"{target.replica_table}: merging the interval ending {key}: {plan.reason} ({len(plan.steps)} steps)")
         for step in plan.steps:
             began = time.monotonic()
-            fills = self._fills(target, step)
-            run_step(self.destination, target, columns, step.start, self._log_range(step), step.into, fills)
+            low, high = self._record_ids(step)
+            fills = [f for f in target.fills if low <= f.record_id < high]
+            truncated = max((r for r in target.truncated_at if low <= r < high), default=None)
+            run_step(self.destination, target, columns, step.start, self._log_range(step), step.into, fills, truncated)
             text = self._describe(target, step)
             result.steps.append(text)
             if step.into.kind == "snapshot":
@@ -257,17 +259,15 @@ class ReplicaMerger:
         result.seconds = time.monotonic() - started
         return result
 
-    def _fills(self, target: MergeTarget, step: MergeStep) -> list[MergeFill]:
-        """The fills whose DDL lies after the step's start state and before its end (coordinates)."""
-        if not target.fills:
-            return []
+    def _record_ids(self, step: MergeStep) -> tuple[int, int]:
+        """[low, high): the record_ids of the changes between the step's start state and its end; a DDL
+        there (a fill, a TRUNCATE) applies to this step."""
         if step.start_at is None:
             c0 = self.store.get(intervals.SNAPSHOT_KIND, intervals.SNAPSHOT_KEY)
             low = BinlogCoordinate.from_dict(c0).record_id() if c0 else 0
         else:
             low = self._end_record_id(step.start_at)
-        high = self._end_record_id(step.through)
-        return [f for f in target.fills if low <= f.record_id < high]
+        return low, self._end_record_id(step.through)
 
     def _end_record_id(self, moment: dt.datetime) -> int:
         coordinate = intervals.recorded_end(self.store, moment)
@@ -319,23 +319,33 @@ class ReplicaMerger:
             )
 
 
-def recorded_fills(spec: MigrationSpec, store: CheckpointStore, selections: Sequence[TableSelection]) -> dict[str, tuple[MergeFill, ...]]:
-    """Per table (``db.table``), the values ADD COLUMN gave existing rows, as the newest loaded interval's
-    schema history records them (fills only accumulate; a step applies those inside its range)."""
+@dataclass(frozen=True)
+class RowEffects:
+    """What DDL did to a table's rows without row events: values ADD COLUMN gave existing rows, and
+    TRUNCATE TABLE positions."""
+
+    fills: tuple[MergeFill, ...] = ()
+    truncated_at: tuple[int, ...] = ()
+
+
+def recorded_row_effects(spec: MigrationSpec, store: CheckpointStore, selections: Sequence[TableSelection]) -> dict[str, RowEffects]:
+    """Per table (``db.table``), what DDL did to its rows without row events, as the newest loaded
+    interval's schema history records it (it only accumulates; a step applies what lies in its range)."""
     done = store.items(intervals.INTERVAL_DONE_KIND)
     if not done:
         return {}
     schemas = done[max(done)].get("schemas") or {}
-    result: dict[str, tuple[MergeFill, ...]] = {}
+    result: dict[str, RowEffects] = {}
     for selection in selections:
         recorded = schemas.get(selection.source_name)
-        if not recorded or not recorded.get("fills"):
+        if not recorded or not (recorded.get("fills") or recorded.get("truncated_at")):
             continue
         schema = TableSchema.from_dict(recorded)
         plans = {c.source.name.lower(): c for c in plan_table(spec, selection, schema.as_source_table()).columns}
-        result[selection.source_name] = tuple(
+        fills = tuple(
             MergeFill(selection.spell(plans[f.column.lower()].destination), f.record_id,
                       existing_rows_literal(plans[f.column.lower()], f.text))
             for f in schema.fills
-        )
+        )  # fmt: skip
+        result[selection.source_name] = RowEffects(fills, schema.truncated_at)
     return result

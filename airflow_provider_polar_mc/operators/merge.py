@@ -31,7 +31,7 @@ class MergeOperator(MigrationOperator):
             ReadOnceStore,
         )
         from airflow_provider_polar_mc.core.full_load import base_load_id
-        from airflow_provider_polar_mc.core.merging import ReplicaMerger, recorded_fills
+        from airflow_provider_polar_mc.core.merging import ReplicaMerger, RowEffects, recorded_row_effects
         from airflow_provider_polar_mc.core.replica.merge import MergeTarget
         from airflow_provider_polar_mc.core.selection import select_tables
         from airflow_provider_polar_mc.core.source.catalog import describe_selected, list_tables
@@ -66,7 +66,7 @@ class MergeOperator(MigrationOperator):
             log=self.log.info,
         )
         done = []
-        fills = recorded_fills(spec, store, selections)
+        effects = recorded_row_effects(spec, store, selections)
         for s in selections:
             table = described[s.source_name]
             target = MergeTarget(
@@ -78,7 +78,8 @@ class MergeOperator(MigrationOperator):
                 after_flag=extra["after_flag"],
                 partition_columns=spec.partition_columns(),
                 snapshot_table=s.snapshot_table,
-                fills=fills.get(s.source_name, ()),
+                fills=effects.get(s.source_name, RowEffects()).fills,
+                truncated_at=effects.get(s.source_name, RowEffects()).truncated_at,
             )
             result = merger.merge(
                 target, end, comment=f"polar-mc {spec.name}: replica of {s.source_name}", base_load=base_load_id(store, s)

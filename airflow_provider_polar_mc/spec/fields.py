@@ -36,6 +36,7 @@ JsonType = Literal["string", "json"]
 DatetimeType = Literal["timestamp_ntz", "datetime"]
 MergeMode = Literal["incremental", "full"]
 SnapshotUnit = Literal["none", "day", "hour"]
+ChangePolicy = Literal["follow", "fail"]
 
 MIGRATION_TYPES: tuple[str, ...] = ("schema", "full", "incremental")
 CONFLICT_MODES: tuple[str, ...] = ("precheck_and_report", "ignore_and_proceed")

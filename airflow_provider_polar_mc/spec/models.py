@@ -285,6 +285,18 @@ class MergeSpec(_Section):
     """Lifecycle (days) of the snapshot table: MaxCompute drops partitions not modified for that long."""
 
 
+class SchemaChangesSpec(_Section):
+    """What an incremental batch does with each kind of DDL on a migrated table (docs/spec.md,
+    "Schema changes"): `follow` it, or `fail` the batch naming the statement."""
+
+    add_column: f.ChangePolicy = "follow"
+    """ADD COLUMN: `follow` adds the column to _base and _log (older rows NULL) and the merge gives
+    existing rows the DDL's value (a constant DEFAULT, NOT NULL's implicit default); `fail`."""
+    truncate: f.ChangePolicy = "follow"
+    """TRUNCATE TABLE: `follow` empties the replica from that change on (_base and _log keep their rows);
+    `fail`."""
+
+
 def _not_listed_twice(objects: tuple[ObjectSpec, ...]) -> list[tuple[tuple[Any, ...], str]]:
     problems: list[tuple[tuple[Any, ...], str]] = []
     databases: dict[str, int] = {}
@@ -334,6 +346,8 @@ class MigrationSpec(_Section):
     """Prefix and suffix added to every table name without an explicit target."""
     merge: MergeSpec = MergeSpec()
     """The replica built from _base + _log in MaxCompute SQL."""
+    schema_changes: SchemaChangesSpec = SchemaChangesSpec()
+    """What incremental batches do with each kind of DDL on migrated tables."""
     retry: RetrySpec = RetrySpec()
     """How long to keep retrying after errors."""
     heartbeat: HeartbeatSpec = HeartbeatSpec()

@@ -879,3 +879,43 @@ def test_add_column_whose_existing_values_only_the_server_knows_fails_loudly(con
     # leave NULLs behind (issue 13 resynchronises such a table instead).
     with pytest.raises(AirflowFailException, match="ADD COLUMN made .* a DEFAULT value that only the server knows"):
         run_interval(spec, 0)
+
+
+def test_truncate_is_followed_the_replica_is_empty_from_that_change_on(connections, mysql_server, big):
+    """TRUNCATE deletes every row without row events: the merge drops the rows older than it (the
+    previous state and the interval's earlier changes) and keeps the later ones; `_base` and `_log`
+    keep what they hold."""
+    spec = make_spec(connections, big)
+    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, mysql_server)
+    FullLoadOperator(task_id="full", spec=spec).execute({})
+    execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.big SET v = 'before' WHERE id <= 20")
+    execute_at(mysql_server, inside(0, 10), f"TRUNCATE TABLE {big}.big")
+    execute_at(mysql_server, inside(0, 20), f"INSERT INTO {big}.big VALUES (7, 'after', 1, 1.5, '2026-01-01')")
+    execute_at(mysql_server, inside(0, 30), f"INSERT INTO {big}.big VALUES (8, 'after', 2, 2.5, '2026-01-02')")
+    execute_at(mysql_server, inside(0, 40), f"UPDATE {big}.big SET n = 3 WHERE id = 8")
+    run_interval(spec, 0)
+    assert_replicas_match(spec)
+    execute_at(mysql_server, inside(1, 10), f"INSERT INTO {big}.big VALUES (9, 'next', 9, 9.5, '2026-01-03')")
+    execute_at(mysql_server, inside(1, 20), f"DELETE FROM {big}.big WHERE id = 7")
+    run_interval(spec, 1)
+    assert_replicas_match(spec)
+    migration = load_spec(spec)
+    replica = f"{spec['batch_rename']['prefix']}big"
+    assert resolve.destination(migration).query(f"SELECT id FROM {replica}") in ([(8,), (9,)], [(9,), (8,)])
+
+
+@pytest.mark.parametrize(("policy", "statement"), [
+    ("truncate", "TRUNCATE TABLE {db}.big"),
+    ("add_column", "ALTER TABLE {db}.big ADD COLUMN extra INT"),
+])  # fmt: skip
+def test_a_fail_policy_fails_the_batch_naming_the_statement_and_the_setting(connections, mysql_server, big, policy,
+                                                                            statement):
+    spec = {**make_spec(connections, big), "schema_changes": {policy: "fail"}}
+    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, mysql_server)
+    FullLoadOperator(task_id="full", spec=spec).execute({})
+    execute_at(mysql_server, inside(0, 10), statement.format(db=big))
+    with pytest.raises(AirflowFailException, match=f"schema_changes.{policy} is `fail`"):
+        run_interval(spec, 0)
+    assert load_spec(spec).schema_changes.model_dump()[policy] == "fail"

@@ -40,7 +40,7 @@ def test_comments_and_executable_comments():
         "ALTER TABLE t CHANGE a b INT", "ALTER TABLE t RENAME COLUMN a TO b", "ALTER TABLE t RENAME TO u",
         "ALTER TABLE t ADD PRIMARY KEY (a)", "ALTER TABLE t DROP PRIMARY KEY", "ALTER TABLE t DROP PARTITION p0",
         "ALTER TABLE t TRUNCATE PARTITION p0", "ALTER TABLE t CONVERT TO CHARACTER SET latin1",
-        "ALTER TABLE t FROBNICATE", "TRUNCATE t", "TRUNCATE TABLE db.t", "DROP TABLE IF EXISTS t",
+        "ALTER TABLE t FROBNICATE", "DROP TABLE IF EXISTS t",
         "CREATE OR REPLACE TABLE t (a INT)", "ALTER TABLE t ADD COLUMN a INT PRIMARY KEY",
         "ALTER TABLE t ADD COLUMN a FANCYTYPE",
     ],
@@ -48,6 +48,12 @@ def test_comments_and_executable_comments():
 def test_unsupported(statement):
     change = one(statement)
     assert change.action == "unsupported" and change.reason
+
+
+@pytest.mark.parametrize("statement", ["TRUNCATE t", "TRUNCATE TABLE db.t", "truncate table `t`"])
+def test_truncate_is_followed(statement):
+    change = one(statement)
+    assert change.action == "truncate" and change.table == "t"
 
 
 @pytest.mark.parametrize(

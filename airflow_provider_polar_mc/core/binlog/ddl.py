@@ -93,8 +93,9 @@ class ExistingRowsValue:
 class TableDDL:
     """The effect of one DDL statement on one table ``(database, table)``.
 
-    ``action``: ``add_columns`` (only ADD COLUMN clauses, plus ignorable ones), ``ignored`` (nothing
-    the migration has to follow) or ``unsupported`` (``reason`` says which part).
+    ``action``: ``add_columns`` (only ADD COLUMN clauses, plus ignorable ones), ``truncate``
+    (TRUNCATE TABLE), ``ignored`` (nothing the migration has to follow) or ``unsupported`` (``reason``
+    says which part).
     """
 
     database: str | None  # None: the statement's default database
@@ -137,7 +138,8 @@ def parse_ddl(statement: str) -> ParsedDDL:
         if rest and rest[0].upper == "TABLE":
             rest = rest[1:]
         name, _ = _qualified_name(rest)
-        return ParsedDDL(statement, (TableDDL(*name, "unsupported", reason="TRUNCATE TABLE deletes rows without row events"),))
+        # Deletes every row without row events: the merge empties the replica at this position.
+        return ParsedDDL(statement, (TableDDL(*name, "truncate"),))
     return ParsedDDL(statement, _parse_create(tokens))
 
 

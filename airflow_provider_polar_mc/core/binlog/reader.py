@@ -357,6 +357,11 @@ class _Chunker:
         self._pending = 0
         self._chunked: set[str] = set()
 
+    def policy(self, action: str) -> str | None:
+        """The spec's policy (``schema_changes``) for a DDL action, None for actions it has none for."""
+        field = _POLICY_FIELDS.get(action)
+        return getattr(self._spec.schema_changes, field) if field else None
+
     def added(self, key: str, images: int) -> None:
         """``images`` images were added to ``key``'s collector."""
         self._pending += images
@@ -619,6 +624,21 @@ def _apply_ddl(
         if key is None or change.action == "ignored" and change.default_charset is None:
             continue
         collector = collectors[key]
+        policy = chunks.policy(change.action)
+        if policy == "fail":
+            raise UnsupportedDDL(
+                f"{_DDL_KINDS[change.action]} on migrated table {key} at {coordinate}, and schema_changes."
+                f"{_POLICY_FIELDS[change.action]} is `fail`: nothing after the previous interval was written. Fix: set it "
+                f"to `follow`, or apply the change in MaxCompute by hand and re-run the setup (full load) for {key}. "
+                f"Statement: {statement.strip()}",
+                statement,
+                coordinate,
+            )
+        if change.action == "truncate":
+            chunks.flush(key)  # the images before it
+            collector.schema = collector.schema.with_truncate(coordinate.record_id())
+            log(f"{key}: TRUNCATE TABLE at {coordinate}: the replica is empty from there on")
+            continue
         if change.action == "unsupported":
             raise UnsupportedDDL(_unsupported_message(key, change, statement, coordinate), statement, coordinate)
         chunks.flush(key)  # the images before the DDL, in the schema they were written in
@@ -655,6 +675,11 @@ def _apply_ddl(
             log(f"{key}: column {added.column.name} {added.column.column_type} added at {coordinate}")
         collector.schema = schema
         chunks.columns_added(key, added_here)
+
+
+_DDL_KINDS = {"add_columns": "ADD COLUMN", "truncate": "TRUNCATE TABLE"}
+# The spec field (schema_changes.<field>) of each DDL action that has a policy.
+_POLICY_FIELDS = {"add_columns": "add_column", "truncate": "truncate"}
 
 
 def _unsupported_message(key: str, change: TableDDL, statement: str, coordinate: BinlogCoordinate) -> str:

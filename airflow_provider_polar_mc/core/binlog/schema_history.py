@@ -33,6 +33,8 @@ class TableSchema:
     collations: Mapping[str, str] = field(default_factory=dict)
     # Values ADD COLUMN gave existing rows (DEFAULT x, NOT NULL's implicit default), for the merge.
     fills: tuple[ColumnFill, ...] = ()
+    # Binlog positions (record_ids) of TRUNCATE TABLE: every row changed before one is gone.
+    truncated_at: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -89,6 +91,10 @@ class TableSchema:
             fills = (*fills, ColumnFill(column.name, record_id, existing.text))
         return replace(self, columns=renumbered, collations=collations, fills=fills)
 
+    def with_truncate(self, record_id: int) -> TableSchema:
+        """The table after ``TRUNCATE TABLE`` at binlog position ``record_id`` (its columns unchanged)."""
+        return replace(self, truncated_at=(*self.truncated_at, record_id))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "database": self.database,
@@ -106,6 +112,7 @@ class TableSchema:
             "default_charset": self.default_charset,
             "collations": dict(self.collations),
             "fills": [f.to_dict() for f in self.fills],
+            "truncated_at": list(self.truncated_at),
         }  # fmt: skip
 
     @classmethod
@@ -118,5 +125,6 @@ class TableSchema:
             default_charset=data.get("default_charset"),
             collations=dict(data.get("collations") or {}),
             fills=tuple(ColumnFill.from_dict(f) for f in data.get("fills") or ()),
+            truncated_at=tuple(int(r) for r in data.get("truncated_at") or ()),
         )
 

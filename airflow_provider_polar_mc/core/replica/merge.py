@@ -42,6 +42,7 @@ class MergeTarget:
     partition_columns: tuple[str, ...]
     snapshot_table: str = ""  # <replica>_snapshot, partitioned by ds (merge.snapshots); "" without
     fills: tuple[MergeFill, ...] = ()  # values ADD COLUMN gave existing rows
+    truncated_at: tuple[int, ...] = ()  # record_ids of TRUNCATE TABLE: rows changed before are gone
 
 
 @dataclass(frozen=True)
@@ -155,10 +156,12 @@ def merge_step_sql(
     logs: LogRange | None,
     into: ReplicaState,
     fills: Sequence[MergeFill] = (),
+    truncated_at: int | None = None,
 ) -> str:
     """One statement: ``into`` := ``start`` merged with the `_log` partitions of ``logs`` (a plain copy
     when ``logs`` is None). ``fills``: the ones whose DDL lies between the start state and the end of
-    ``logs`` (the caller knows both coordinates). Reading and overwriting the same table is fine:
+    ``logs``; ``truncated_at``: the last TRUNCATE TABLE there (the start state and the log rows before
+    it are dropped); the caller knows both coordinates. Reading and overwriting the same table is fine:
     MaxCompute (and the emulator) compute the query before replacing the data."""
     cols = ", ".join(sqltext.quote_mc_name(c) for c in data_columns)
     write = _write_clause(target, into)
@@ -168,16 +171,21 @@ def merge_step_sql(
     rid, after = sqltext.quote_mc_name(target.record_id), sqltext.quote_mc_name(target.after_flag)
     start_cols = _filled(data_columns, fills, None)
     start_rows = _state_rows(target, start, f"{start_cols}, CAST(0 AS BIGINT) AS {rid}, 'Y' AS {after}")
+    log_where = log_range_predicate(target.partition_columns, logs)
+    if truncated_at is not None:
+        log_where += f" AND {rid} >= {int(truncated_at)}"
+    log_rows = (
+        f"SELECT {_filled(data_columns, fills, rid)}, {rid}, {after} FROM {sqltext.quote_mc_name(target.log_table)}\n"
+        f"    WHERE {log_where}"
+    )
+    union = log_rows if truncated_at is not None else f"{start_rows}\n    UNION ALL\n    {log_rows}"
     return (
         f"{write}\n"
         f"SELECT {cols} FROM (\n"
         f"  SELECT {cols}, {after} AS merge_after_flag,\n"
         f"         ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {rid} DESC, {after} DESC) AS merge_rank\n"
         f"  FROM (\n"
-        f"    {start_rows}\n"
-        f"    UNION ALL\n"
-        f"    SELECT {_filled(data_columns, fills, rid)}, {rid}, {after} FROM {sqltext.quote_mc_name(target.log_table)}\n"
-        f"    WHERE {log_range_predicate(target.partition_columns, logs)}\n"
+        f"    {union}\n"
         f"  ) merge_rows\n"
         f") ranked\n"
         f"WHERE merge_rank = 1 AND merge_after_flag = 'Y';"
@@ -235,9 +243,10 @@ def run_step(
     logs: LogRange | None,
     into: ReplicaState,
     fills: Sequence[MergeFill] = (),
+    truncated_at: int | None = None,
 ) -> str:
     """Run one merge step; returns the SQL run."""
-    sql = merge_step_sql(target, data_columns, start, logs, into, fills)
+    sql = merge_step_sql(target, data_columns, start, logs, into, fills, truncated_at)
     destination.execute(sql)
     return sql
 
