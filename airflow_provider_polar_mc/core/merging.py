@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_polar_mc.core import intervals
@@ -341,7 +341,9 @@ def recorded_row_effects(spec: MigrationSpec, store: CheckpointStore, selections
         if not recorded or not (recorded.get("fills") or recorded.get("truncated_at")):
             continue
         schema = TableSchema.from_dict(recorded)
-        plans = {c.source.name.lower(): c for c in plan_table(spec, selection, schema.as_source_table()).columns}
+        # Dropped columns too: a fill stays true for the rows older than its DDL.
+        every = replace(schema.as_source_table(), columns=(*schema.columns, *schema.dropped))
+        plans = {c.source.name.lower(): c for c in plan_table(spec, selection, every).columns}
         fills = tuple(
             MergeFill(selection.spell(plans[f.column.lower()].destination), f.record_id,
                       existing_rows_literal(plans[f.column.lower()], f.text))

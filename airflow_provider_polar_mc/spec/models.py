@@ -292,6 +292,9 @@ class SchemaChangesSpec(_Section):
     add_column: f.ChangePolicy = "follow"
     """ADD COLUMN: `follow` adds the column to _base and _log (older rows NULL) and the merge gives
     existing rows the DDL's value (a constant DEFAULT, NOT NULL's implicit default); `fail`."""
+    drop_column: f.ChangePolicy = "follow"
+    """DROP COLUMN: `follow` keeps the MaxCompute column (rows changed later carry NULL there, older replica
+    rows keep their last value); `fail`."""
     truncate: f.ChangePolicy = "follow"
     """TRUNCATE TABLE: `follow` empties the replica from that change on (_base and _log keep their rows);
     `fail`."""

@@ -386,7 +386,7 @@ def test_add_column_first_after_and_two_in_one_alter(mysql_server):
 @pytest.mark.parametrize(
     "statement",
     [
-        "ALTER TABLE {db}.t DROP COLUMN v",
+        "ALTER TABLE {db}.t DROP COLUMN id",
         "ALTER TABLE {db}.t MODIFY v VARCHAR(20)",
         "ALTER TABLE {db}.t CHANGE v w VARCHAR(10)",
         "ALTER TABLE {db}.t RENAME COLUMN v TO w",

@@ -908,6 +908,7 @@ def test_truncate_is_followed_the_replica_is_empty_from_that_change_on(connectio
 @pytest.mark.parametrize(("policy", "statement"), [
     ("truncate", "TRUNCATE TABLE {db}.big"),
     ("add_column", "ALTER TABLE {db}.big ADD COLUMN extra INT"),
+    ("drop_column", "ALTER TABLE {db}.big DROP COLUMN n"),
 ])  # fmt: skip
 def test_a_fail_policy_fails_the_batch_naming_the_statement_and_the_setting(connections, mysql_server, big, policy,
                                                                             statement):
@@ -919,3 +920,24 @@ def test_a_fail_policy_fails_the_batch_naming_the_statement_and_the_setting(conn
     with pytest.raises(AirflowFailException, match=f"schema_changes.{policy} is `fail`"):
         run_interval(spec, 0)
     assert load_spec(spec).schema_changes.model_dump()[policy] == "fail"
+
+
+def test_drop_column_is_followed_the_maxcompute_column_stays(connections, mysql_server, big):
+    """DROP COLUMN: `_base`, `_log` and the replica keep the column; rows changed after the DDL carry
+    NULL there, the others keep their last value; every column the source still has matches."""
+    spec = make_spec(connections, big)
+    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, mysql_server)
+    FullLoadOperator(task_id="full", spec=spec).execute({})
+    execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.big SET n = -1 WHERE id <= 5")
+    execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.big DROP COLUMN n")
+    execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.big SET v = 'after' WHERE id BETWEEN 3 AND 8")
+    execute_at(mysql_server, inside(0, 30), f"INSERT INTO {big}.big (id, v) VALUES (1001, 'new')")
+    run_interval(spec, 0)
+    assert_replicas_match(spec)
+    execute_at(mysql_server, inside(1, 10), f"DELETE FROM {big}.big WHERE id = 1")
+    run_interval(spec, 1)
+    assert_replicas_match(spec)
+    replica = f"{spec['batch_rename']['prefix']}big"
+    rows = dict(resolve.destination(load_spec(spec)).query(f"SELECT id, n FROM {replica} WHERE id <= 10 OR id = 1001"))
+    assert rows == {2: -1, 3: None, 4: None, 5: None, 6: None, 7: None, 8: None, 9: 9, 10: 10, 1001: None}

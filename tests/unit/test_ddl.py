@@ -36,7 +36,7 @@ def test_comments_and_executable_comments():
 @pytest.mark.parametrize(
     "statement",
     [
-        "ALTER TABLE t DROP COLUMN a", "ALTER TABLE t DROP a", "ALTER TABLE t MODIFY a BIGINT",
+        "ALTER TABLE t ADD COLUMN b INT, DROP COLUMN a", "ALTER TABLE t MODIFY a BIGINT",
         "ALTER TABLE t CHANGE a b INT", "ALTER TABLE t RENAME COLUMN a TO b", "ALTER TABLE t RENAME TO u",
         "ALTER TABLE t ADD PRIMARY KEY (a)", "ALTER TABLE t DROP PRIMARY KEY", "ALTER TABLE t DROP PARTITION p0",
         "ALTER TABLE t TRUNCATE PARTITION p0", "ALTER TABLE t CONVERT TO CHARACTER SET latin1",
@@ -48,6 +48,16 @@ def test_comments_and_executable_comments():
 def test_unsupported(statement):
     change = one(statement)
     assert change.action == "unsupported" and change.reason
+
+
+@pytest.mark.parametrize(("statement", "dropped"), [
+    ("ALTER TABLE t DROP COLUMN a", [("a", False)]),
+    ("ALTER TABLE t DROP a, DROP COLUMN IF EXISTS `b c`, DROP INDEX i", [("a", False), ("b c", True)]),
+])  # fmt: skip
+def test_drop_column_is_followed(statement, dropped):
+    change = one(statement)
+    assert change.action == "drop_columns"
+    assert [(d.name, d.if_exists) for d in change.dropped] == dropped
 
 
 @pytest.mark.parametrize("statement", ["TRUNCATE t", "TRUNCATE TABLE db.t", "truncate table `t`"])

@@ -75,6 +75,14 @@ class AddedColumn:
 
 
 @dataclass(frozen=True)
+class DroppedColumn:
+    """One ``DROP [COLUMN] [IF EXISTS] name``."""
+
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True)
 class ExistingRowsValue:
     """The value ``ADD COLUMN`` gives the rows that exist at the DDL.
 
@@ -93,7 +101,8 @@ class ExistingRowsValue:
 class TableDDL:
     """The effect of one DDL statement on one table ``(database, table)``.
 
-    ``action``: ``add_columns`` (only ADD COLUMN clauses, plus ignorable ones), ``truncate``
+    ``action``: ``add_columns`` (only ADD COLUMN clauses, plus ignorable ones), ``drop_columns``
+    (only DROP COLUMN clauses, plus ignorable ones), ``truncate``
     (TRUNCATE TABLE), ``ignored`` (nothing the migration has to follow) or ``unsupported`` (``reason``
     says which part).
     """
@@ -103,6 +112,7 @@ class TableDDL:
     action: str
     added: tuple[AddedColumn, ...] = ()
     reason: str = ""
+    dropped: tuple[DroppedColumn, ...] = ()
     default_charset: str | None = None  # ALTER TABLE ... [DEFAULT] CHARACTER SET x
 
 
@@ -246,6 +256,7 @@ def _parse_alter(tokens: list[Token]) -> tuple[TableDDL, ...]:
     rest = _skip_words(rest[1:], "IF", "EXISTS")
     name, body = _qualified_name(rest)
     added: list[AddedColumn] = []
+    dropped: list[DroppedColumn] = []
     default_charset: str | None = None
     for clause in _split_top_level(body):
         result = _classify_alter_clause(clause)
@@ -253,15 +264,19 @@ def _parse_alter(tokens: list[Token]) -> tuple[TableDDL, ...]:
             return (TableDDL(*name, "unsupported", reason=result),)
         if isinstance(result, list):
             added.extend(result)
+        elif isinstance(result, DroppedColumn):
+            dropped.append(result)
         elif isinstance(result, tuple):
             default_charset = result[1]
-    action = "add_columns" if added else "ignored"
-    return (TableDDL(*name, action, tuple(added), default_charset=default_charset),)
+    if added and dropped:
+        return (TableDDL(*name, "unsupported", reason="ADD COLUMN and DROP COLUMN in one statement"),)
+    action = "add_columns" if added else "drop_columns" if dropped else "ignored"
+    return (TableDDL(*name, action, tuple(added), default_charset=default_charset, dropped=tuple(dropped)),)
 
 
-def _classify_alter_clause(clause: list[Token]) -> str | list[AddedColumn] | tuple[str, str] | None:
-    """None: ignorable; a list: added columns; ("charset", x): new default charset; a str: why the
-    clause is unsupported."""
+def _classify_alter_clause(clause: list[Token]) -> str | list[AddedColumn] | DroppedColumn | tuple[str, str] | None:
+    """None: ignorable; a list: added columns; a DroppedColumn; ("charset", x): new default charset; a
+    str: why the clause is unsupported."""
     words = [t.upper for t in clause]
     first = words[0]
     text = _render(clause)
@@ -284,7 +299,12 @@ def _classify_alter_clause(clause: list[Token]) -> str | list[AddedColumn] | tup
             return None
         if second == "PARTITION":
             return f"{text}: deletes rows without row events"
-        return f"{text}: drops a column"
+        rest = clause[2:] if second == "COLUMN" else clause[1:]
+        if_exists = [t.upper for t in rest[:2]] == ["IF", "EXISTS"]
+        rest = rest[2:] if if_exists else rest
+        if len(rest) == 1 and rest[0].kind in ("word", "quoted_name"):
+            return DroppedColumn(rest[0].text, if_exists)
+        return f"{text}: not recognised"
     if first in ("MODIFY", "CHANGE"):
         return f"{text}: changes a column definition"
     if first == "RENAME":

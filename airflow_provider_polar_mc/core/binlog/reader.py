@@ -634,6 +634,20 @@ def _apply_ddl(
                 statement,
                 coordinate,
             )
+        if change.action == "drop_columns":
+            chunks.flush(key)  # the images before it, in the schema they were written in
+            schema = collector.schema
+            for dropped in change.dropped:
+                if schema.column(dropped.name) is None and dropped.if_exists:
+                    continue
+                try:
+                    schema = schema.without_column(dropped.name)
+                except ValueError as exc:
+                    message = _unsupported_message(key, replace(change, reason=str(exc)), statement, coordinate)
+                    raise UnsupportedDDL(message, statement, coordinate) from exc
+                log(f"{key}: column {dropped.name} dropped at {coordinate}; its MaxCompute column stays, later rows NULL")
+            collector.schema = schema
+            continue
         if change.action == "truncate":
             chunks.flush(key)  # the images before it
             collector.schema = collector.schema.with_truncate(coordinate.record_id())
@@ -677,9 +691,9 @@ def _apply_ddl(
         chunks.columns_added(key, added_here)
 
 
-_DDL_KINDS = {"add_columns": "ADD COLUMN", "truncate": "TRUNCATE TABLE"}
+_DDL_KINDS = {"add_columns": "ADD COLUMN", "drop_columns": "DROP COLUMN", "truncate": "TRUNCATE TABLE"}
 # The spec field (schema_changes.<field>) of each DDL action that has a policy.
-_POLICY_FIELDS = {"add_columns": "add_column", "truncate": "truncate"}
+_POLICY_FIELDS = {"add_columns": "add_column", "drop_columns": "drop_column", "truncate": "truncate"}
 
 
 def _unsupported_message(key: str, change: TableDDL, statement: str, coordinate: BinlogCoordinate) -> str:

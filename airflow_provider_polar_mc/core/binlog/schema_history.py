@@ -35,6 +35,8 @@ class TableSchema:
     fills: tuple[ColumnFill, ...] = ()
     # Binlog positions (record_ids) of TRUNCATE TABLE: every row changed before one is gone.
     truncated_at: tuple[int, ...] = ()
+    # Columns DROP COLUMN removed (their MaxCompute columns stay; later rows carry NULL there).
+    dropped: tuple[SourceColumn, ...] = ()
 
     @property
     def name(self) -> str:
@@ -91,6 +93,18 @@ class TableSchema:
             fills = (*fills, ColumnFill(column.name, record_id, existing.text))
         return replace(self, columns=renumbered, collations=collations, fills=fills)
 
+    def without_column(self, name: str) -> TableSchema:
+        """The schema after ``DROP COLUMN name`` (kept in ``dropped``: its MaxCompute column stays)."""
+        column = self.column(name)
+        if column is None:
+            raise ValueError(f"DROP COLUMN {name}: no such column in {self.name}")
+        if column.name.lower() in {k.lower() for k in self.key_columns}:
+            raise ValueError(f"DROP COLUMN {name}: a column of the primary key of {self.name}")
+        kept = [c for c in self.columns if c is not column]
+        renumbered = tuple(replace(c, ordinal=i + 1) for i, c in enumerate(kept))
+        collations = {k: v for k, v in self.collations.items() if k.lower() != column.name.lower()}
+        return replace(self, columns=renumbered, collations=collations, dropped=(*self.dropped, column))
+
     def with_truncate(self, record_id: int) -> TableSchema:
         """The table after ``TRUNCATE TABLE`` at binlog position ``record_id`` (its columns unchanged)."""
         return replace(self, truncated_at=(*self.truncated_at, record_id))
@@ -99,20 +113,13 @@ class TableSchema:
         return {
             "database": self.database,
             "table": self.table,
-            "columns": [
-                {
-                    "name": c.name, "ordinal": c.ordinal, "data_type": c.data_type, "column_type": c.column_type,
-                    "nullable": c.nullable, "numeric_precision": c.numeric_precision,
-                    "numeric_scale": c.numeric_scale, "datetime_precision": c.datetime_precision,
-                    "character_set": c.character_set, "generated": c.generated,
-                }
-                for c in self.columns
-            ],
+            "columns": [_column_dict(c) for c in self.columns],
             "key_columns": list(self.key_columns),
             "default_charset": self.default_charset,
             "collations": dict(self.collations),
             "fills": [f.to_dict() for f in self.fills],
             "truncated_at": list(self.truncated_at),
+            "dropped": [_column_dict(c) for c in self.dropped],
         }  # fmt: skip
 
     @classmethod
@@ -126,5 +133,14 @@ class TableSchema:
             collations=dict(data.get("collations") or {}),
             fills=tuple(ColumnFill.from_dict(f) for f in data.get("fills") or ()),
             truncated_at=tuple(int(r) for r in data.get("truncated_at") or ()),
+            dropped=tuple(SourceColumn(**c) for c in data.get("dropped") or ()),
         )
 
+
+
+def _column_dict(c: SourceColumn) -> dict[str, Any]:
+    return {
+        "name": c.name, "ordinal": c.ordinal, "data_type": c.data_type, "column_type": c.column_type,
+        "nullable": c.nullable, "numeric_precision": c.numeric_precision, "numeric_scale": c.numeric_scale,
+        "datetime_precision": c.datetime_precision, "character_set": c.character_set, "generated": c.generated,
+    }  # fmt: skip
