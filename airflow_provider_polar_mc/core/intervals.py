@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
 from airflow_provider_polar_mc.core.full_load import SNAPSHOT_KEY, SNAPSHOT_KIND
 from airflow_provider_polar_mc.core.model import BinlogCoordinate
@@ -167,6 +168,16 @@ def record_end(store: CheckpointStore, interval_end: dt.datetime, coordinate: Bi
 def recorded_end(store: CheckpointStore, interval_end: dt.datetime) -> BinlogCoordinate | None:
     value = store.get(INTERVAL_END_KIND, interval_key(interval_end))
     return BinlogCoordinate.from_dict(value["coordinate"]) if value else None
+
+
+def newest_schemas(store: CheckpointStore) -> dict[str, TableSchema]:
+    """Each table's schema history (``db.table`` -> schema) at the end of the newest loaded interval:
+    renames, drops, fills and truncations so far; {} before any interval."""
+    done = store.items(INTERVAL_DONE_KIND)
+    if not done:
+        return {}
+    recorded = done[max(done)].get("schemas") or {}
+    return {name: TableSchema.from_dict(value) for name, value in recorded.items() if value}
 
 
 def mark_done(store: CheckpointStore, interval_end: dt.datetime, summary: dict[str, Any]) -> None:

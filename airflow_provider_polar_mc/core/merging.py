@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_polar_mc.core import intervals
-from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, SqlDestination
 from airflow_provider_polar_mc.core.naming import SNAPSHOT_PARTITION_COLUMN
@@ -331,19 +330,15 @@ class RowEffects:
 def recorded_row_effects(spec: MigrationSpec, store: CheckpointStore, selections: Sequence[TableSelection]) -> dict[str, RowEffects]:
     """Per table (``db.table``), what DDL did to its rows without row events, as the newest loaded
     interval's schema history records it (it only accumulates; a step applies what lies in its range)."""
-    done = store.items(intervals.INTERVAL_DONE_KIND)
-    if not done:
-        return {}
-    schemas = done[max(done)].get("schemas") or {}
+    schemas = intervals.newest_schemas(store)
     result: dict[str, RowEffects] = {}
     for selection in selections:
-        recorded = schemas.get(selection.source_name)
-        if not recorded or not (recorded.get("fills") or recorded.get("truncated_at")):
+        schema = schemas.get(selection.source_name)
+        if schema is None or not (schema.fills or schema.truncated_at):
             continue
-        schema = TableSchema.from_dict(recorded)
         # Dropped columns too: a fill stays true for the rows older than its DDL.
         every = replace(schema.as_source_table(), columns=(*schema.columns, *schema.dropped))
-        plans = {c.source.name.lower(): c for c in plan_table(spec, selection, every).columns}
+        plans = {c.source.name.lower(): c for c in plan_table(spec, schema.destination_selection(selection), every).columns}
         fills = tuple(
             MergeFill(selection.spell(plans[f.column.lower()].destination), f.record_id,
                       existing_rows_literal(plans[f.column.lower()], f.text))

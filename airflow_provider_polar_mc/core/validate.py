@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from odps import options as odps_options
 
+from airflow_provider_polar_mc.core import intervals
+from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
@@ -102,9 +104,21 @@ def compare_migration(
     tables: Collection[str] | None = None,
 ) -> list[TableComparison]:
     """Compare every selected table (or those named ``db.table`` in ``tables``) with its replica or base."""
-    loader = FullLoader(endpoint, destination, MaxComputeCheckpointStore(destination, spec.name))
-    plans = plan_selected(spec, endpoint, tables=tables)
+    store = MaxComputeCheckpointStore(destination, spec.name)
+    loader = FullLoader(endpoint, destination, store)
+    schemas = intervals.newest_schemas(store) if "incremental" in spec.migration_types else {}
+    plans = [_with_renames(p, schemas.get(p.selection.source_name)) for p in plan_selected(spec, endpoint, tables=tables)]
     return [
         compare_table(loader, p, p.selection.replica_table if target == "replica" else p.selection.base_table)
         for p in plans
     ]
+
+
+def _with_renames(plan: TablePlan, schema: TableSchema | None) -> TablePlan:
+    """A plan whose renamed columns (RENAME COLUMN followed by the incremental migration) point at the
+    MaxCompute columns they kept."""
+    if schema is None or not schema.renamed:
+        return plan
+    selection = schema.destination_selection(plan.selection)
+    columns = tuple(replace(c, destination=selection.destination_column(c.source.name)) for c in plan.columns)
+    return replace(plan, columns=columns)

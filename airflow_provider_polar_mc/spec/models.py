@@ -295,6 +295,9 @@ class SchemaChangesSpec(_Section):
     drop_column: f.ChangePolicy = "follow"
     """DROP COLUMN: `follow` keeps the MaxCompute column (rows changed later carry NULL there, older replica
     rows keep their last value); `fail`."""
+    rename_column: f.ChangePolicy = "follow"
+    """RENAME COLUMN (or CHANGE with a new name and the same definition): `follow` keeps the column's
+    MaxCompute name, so old and new events land in one column; `fail`."""
     truncate: f.ChangePolicy = "follow"
     """TRUNCATE TABLE: `follow` empties the replica from that change on (_base and _log keep their rows);
     `fail`."""

@@ -388,8 +388,8 @@ def test_add_column_first_after_and_two_in_one_alter(mysql_server):
     [
         "ALTER TABLE {db}.t DROP COLUMN id",
         "ALTER TABLE {db}.t MODIFY v VARCHAR(20)",
-        "ALTER TABLE {db}.t CHANGE v w VARCHAR(10)",
-        "ALTER TABLE {db}.t RENAME COLUMN v TO w",
+        "ALTER TABLE {db}.t CHANGE v w VARCHAR(20)",
+        "ALTER TABLE {db}.t RENAME COLUMN id TO key_id",
         "RENAME TABLE {db}.t TO {db}.t2",
         "DROP TABLE {db}.t",
     ],

@@ -909,6 +909,7 @@ def test_truncate_is_followed_the_replica_is_empty_from_that_change_on(connectio
     ("truncate", "TRUNCATE TABLE {db}.big"),
     ("add_column", "ALTER TABLE {db}.big ADD COLUMN extra INT"),
     ("drop_column", "ALTER TABLE {db}.big DROP COLUMN n"),
+    ("rename_column", "ALTER TABLE {db}.big RENAME COLUMN n TO m"),
 ])  # fmt: skip
 def test_a_fail_policy_fails_the_batch_naming_the_statement_and_the_setting(connections, mysql_server, big, policy,
                                                                             statement):
@@ -941,3 +942,26 @@ def test_drop_column_is_followed_the_maxcompute_column_stays(connections, mysql_
     replica = f"{spec['batch_rename']['prefix']}big"
     rows = dict(resolve.destination(load_spec(spec)).query(f"SELECT id, n FROM {replica} WHERE id <= 10 OR id = 1001"))
     assert rows == {2: -1, 3: None, 4: None, 5: None, 6: None, 7: None, 8: None, 9: 9, 10: 10, 1001: None}
+
+
+def test_rename_column_is_followed_into_the_same_maxcompute_column(connections, mysql_server, big):
+    """RENAME COLUMN / CHANGE old new (same definition): old and new events land in one MaxCompute
+    column (its original name), also when an interval before the rename is run again afterwards."""
+    spec = make_spec(connections, big)
+    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, mysql_server)
+    FullLoadOperator(task_id="full", spec=spec).execute({})
+    execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.big SET v = 'before' WHERE id <= 5")
+    execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.big RENAME COLUMN v TO label")
+    execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.big SET label = 'after' WHERE id BETWEEN 3 AND 8")
+    run_interval(spec, 0)
+    assert_replicas_match(spec)
+    execute_at(mysql_server, inside(1, 10), f"ALTER TABLE {big}.big CHANGE COLUMN label title VARCHAR(24)")
+    execute_at(mysql_server, inside(1, 20), f"INSERT INTO {big}.big (id, title) VALUES (1001, 'renamed twice')")
+    run_interval(spec, 1)
+    assert_replicas_match(spec)
+    run_interval(spec, 0)  # a re-run of the interval before the renames: the same column
+    assert_replicas_match(spec)
+    replica = f"{spec['batch_rename']['prefix']}big"
+    rows = dict(resolve.destination(load_spec(spec)).query(f"SELECT id, v FROM {replica} WHERE id IN (1, 4, 9, 1001)"))
+    assert rows == {1: "before", 4: "after", 9: "seed 9", 1001: "renamed twice"}

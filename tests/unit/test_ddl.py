@@ -37,7 +37,8 @@ def test_comments_and_executable_comments():
     "statement",
     [
         "ALTER TABLE t ADD COLUMN b INT, DROP COLUMN a", "ALTER TABLE t MODIFY a BIGINT",
-        "ALTER TABLE t CHANGE a b INT", "ALTER TABLE t RENAME COLUMN a TO b", "ALTER TABLE t RENAME TO u",
+        "ALTER TABLE t CHANGE a b FANCYTYPE", "ALTER TABLE t RENAME COLUMN a b", "ALTER TABLE t RENAME TO u",
+        "ALTER TABLE t RENAME COLUMN a TO b, DROP COLUMN c",
         "ALTER TABLE t ADD PRIMARY KEY (a)", "ALTER TABLE t DROP PRIMARY KEY", "ALTER TABLE t DROP PARTITION p0",
         "ALTER TABLE t TRUNCATE PARTITION p0", "ALTER TABLE t CONVERT TO CHARACTER SET latin1",
         "ALTER TABLE t FROBNICATE", "DROP TABLE IF EXISTS t",
@@ -58,6 +59,17 @@ def test_drop_column_is_followed(statement, dropped):
     change = one(statement)
     assert change.action == "drop_columns"
     assert [(d.name, d.if_exists) for d in change.dropped] == dropped
+
+
+@pytest.mark.parametrize(("statement", "renamed"), [
+    ("ALTER TABLE t RENAME COLUMN a TO b", [("a", "b", None)]),
+    ("ALTER TABLE t CHANGE COLUMN `a` `b c` INT NOT NULL, RENAME COLUMN x TO y", [("a", "b c", "int"), ("x", "y", None)]),
+    ("ALTER TABLE t CHANGE a a BIGINT", [("a", "a", "bigint")]),
+])  # fmt: skip
+def test_rename_column_is_parsed_with_the_new_definition(statement, renamed):
+    change = one(statement)
+    assert change.action == "rename_columns"
+    assert [(r.old, r.new, r.definition and r.definition.column.column_type) for r in change.renamed] == renamed
 
 
 @pytest.mark.parametrize("statement", ["TRUNCATE t", "TRUNCATE TABLE db.t", "truncate table `t`"])

@@ -83,6 +83,16 @@ class DroppedColumn:
 
 
 @dataclass(frozen=True)
+class RenamedColumn:
+    """``RENAME COLUMN old TO new``, or ``CHANGE old new <definition>`` (``definition`` then: the reader
+    follows it only when it is the column's definition unchanged)."""
+
+    old: str
+    new: str
+    definition: AddedColumn | None = None
+
+
+@dataclass(frozen=True)
 class ExistingRowsValue:
     """The value ``ADD COLUMN`` gives the rows that exist at the DDL.
 
@@ -102,7 +112,8 @@ class TableDDL:
     """The effect of one DDL statement on one table ``(database, table)``.
 
     ``action``: ``add_columns`` (only ADD COLUMN clauses, plus ignorable ones), ``drop_columns``
-    (only DROP COLUMN clauses, plus ignorable ones), ``truncate``
+    (only DROP COLUMN clauses, plus ignorable ones), ``rename_columns`` (RENAME COLUMN, or CHANGE
+    with a new name), ``truncate``
     (TRUNCATE TABLE), ``ignored`` (nothing the migration has to follow) or ``unsupported`` (``reason``
     says which part).
     """
@@ -113,6 +124,7 @@ class TableDDL:
     added: tuple[AddedColumn, ...] = ()
     reason: str = ""
     dropped: tuple[DroppedColumn, ...] = ()
+    renamed: tuple[RenamedColumn, ...] = ()
     default_charset: str | None = None  # ALTER TABLE ... [DEFAULT] CHARACTER SET x
 
 
@@ -257,6 +269,7 @@ def _parse_alter(tokens: list[Token]) -> tuple[TableDDL, ...]:
     name, body = _qualified_name(rest)
     added: list[AddedColumn] = []
     dropped: list[DroppedColumn] = []
+    renamed: list[RenamedColumn] = []
     default_charset: str | None = None
     for clause in _split_top_level(body):
         result = _classify_alter_clause(clause)
@@ -266,15 +279,20 @@ def _parse_alter(tokens: list[Token]) -> tuple[TableDDL, ...]:
             added.extend(result)
         elif isinstance(result, DroppedColumn):
             dropped.append(result)
+        elif isinstance(result, RenamedColumn):
+            renamed.append(result)
         elif isinstance(result, tuple):
             default_charset = result[1]
-    if added and dropped:
-        return (TableDDL(*name, "unsupported", reason="ADD COLUMN and DROP COLUMN in one statement"),)
-    action = "add_columns" if added else "drop_columns" if dropped else "ignored"
-    return (TableDDL(*name, action, tuple(added), default_charset=default_charset, dropped=tuple(dropped)),)
+    if sum(bool(kind) for kind in (added, dropped, renamed)) > 1:
+        return (TableDDL(*name, "unsupported", reason="ADD, DROP and RENAME COLUMN mixed in one statement"),)
+    action = "add_columns" if added else "drop_columns" if dropped else "rename_columns" if renamed else "ignored"
+    return (TableDDL(*name, action, tuple(added), default_charset=default_charset, dropped=tuple(dropped),
+                     renamed=tuple(renamed)),)  # fmt: skip
 
 
-def _classify_alter_clause(clause: list[Token]) -> str | list[AddedColumn] | DroppedColumn | tuple[str, str] | None:
+def _classify_alter_clause(
+    clause: list[Token],
+) -> str | list[AddedColumn] | DroppedColumn | RenamedColumn | tuple[str, str] | None:
     """None: ignorable; a list: added columns; a DroppedColumn; ("charset", x): new default charset; a
     str: why the clause is unsupported."""
     words = [t.upper for t in clause]
@@ -305,14 +323,26 @@ def _classify_alter_clause(clause: list[Token]) -> str | list[AddedColumn] | Dro
         if len(rest) == 1 and rest[0].kind in ("word", "quoted_name"):
             return DroppedColumn(rest[0].text, if_exists)
         return f"{text}: not recognised"
-    if first in ("MODIFY", "CHANGE"):
+    if first == "CHANGE":
+        rest = clause[2:] if len(words) > 1 and words[1] == "COLUMN" else clause[1:]
+        if len(rest) >= 3 and rest[0].kind in ("word", "quoted_name"):
+            try:
+                definition = parse_column_definition(rest[1:])
+            except ValueError as exc:
+                return f"{text}: {exc}"
+            return RenamedColumn(rest[0].text, definition.column.name, definition)
+        return f"{text}: not recognised"
+    if first == "MODIFY":
         return f"{text}: changes a column definition"
     if first == "RENAME":
         second = words[1] if len(words) > 1 else ""
         if second in ("INDEX", "KEY"):
             return None
         if second == "COLUMN":
-            return f"{text}: renames a column"
+            rest = clause[2:]
+            if len(rest) == 3 and rest[1].upper == "TO" and all(t.kind in ("word", "quoted_name") for t in (rest[0], rest[2])):
+                return RenamedColumn(rest[0].text, rest[2].text)
+            return f"{text}: not recognised"
         return f"{text}: renames the table"
     if first == "ALTER":
         # ALTER [COLUMN] c SET/DROP DEFAULT, SET [IN]VISIBLE; ALTER INDEX/CHECK/CONSTRAINT ...

@@ -64,7 +64,7 @@ from airflow_provider_polar_mc.core.binlog.rows_decoder import (
 )
 from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
-from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan, binlog_file_index
+from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan, SourceColumn, binlog_file_index
 from airflow_provider_polar_mc.core.schema_plan import plan_table
 from airflow_provider_polar_mc.core.values import (
     convert_binlog_values,
@@ -203,7 +203,7 @@ class _TableCollector:
         """The mapped columns of the current schema (planned once per schema)."""
         if self._plan is None or self._plan[0] is not self.schema:
             try:
-                plan = plan_table(spec, selection, self.schema.as_source_table())
+                plan = plan_table(spec, self.schema.destination_selection(selection), self.schema.as_source_table())
             except UnsupportedType as exc:
                 raise UnsupportedDDL(f"{key}: a column added in the interval has no MaxCompute mapping: {exc}") from exc
             self._plan = (self.schema, tuple(plan.columns))
@@ -648,6 +648,23 @@ def _apply_ddl(
                 log(f"{key}: column {dropped.name} dropped at {coordinate}; its MaxCompute column stays, later rows NULL")
             collector.schema = schema
             continue
+        if change.action == "rename_columns":
+            chunks.flush(key)  # the images before it, under the old names
+            schema = collector.schema
+            for renamed in change.renamed:
+                column = schema.column(renamed.old)
+                problem = None if column is None else _changed_definition(column, renamed.definition)
+                try:
+                    if problem:
+                        raise ValueError(f"CHANGE {renamed.old} {renamed.new}: {problem}")
+                    schema = schema.with_renamed_column(renamed.old, renamed.new)
+                except ValueError as exc:
+                    message = _unsupported_message(key, replace(change, reason=str(exc)), statement, coordinate)
+                    raise UnsupportedDDL(message, statement, coordinate) from exc
+                log(f"{key}: column {renamed.old} renamed to {renamed.new} at {coordinate}; it stays in the same "
+                    "MaxCompute column")
+            collector.schema = schema
+            continue
         if change.action == "truncate":
             chunks.flush(key)  # the images before it
             collector.schema = collector.schema.with_truncate(coordinate.record_id())
@@ -691,9 +708,23 @@ def _apply_ddl(
         chunks.columns_added(key, added_here)
 
 
-_DDL_KINDS = {"add_columns": "ADD COLUMN", "drop_columns": "DROP COLUMN", "truncate": "TRUNCATE TABLE"}
+_DDL_KINDS = {"add_columns": "ADD COLUMN", "drop_columns": "DROP COLUMN", "rename_columns": "RENAME COLUMN",
+              "truncate": "TRUNCATE TABLE"}  # fmt: skip
 # The spec field (schema_changes.<field>) of each DDL action that has a policy.
-_POLICY_FIELDS = {"add_columns": "add_column", "drop_columns": "drop_column", "truncate": "truncate"}
+_POLICY_FIELDS = {"add_columns": "add_column", "drop_columns": "drop_column", "rename_columns": "rename_column",
+                  "truncate": "truncate"}  # fmt: skip
+
+
+def _changed_definition(column: SourceColumn, definition: AddedColumn | None) -> str | None:
+    """Why ``CHANGE old new <definition>`` does more than rename ``column`` (None: a rename only)."""
+    if definition is None:
+        return None
+    new = definition.column
+    if definition.first or definition.after:
+        return "moves the column"
+    if new.column_type.lower() != column.column_type.lower() or new.nullable != column.nullable:
+        return f"changes the definition ({column.column_type} -> {new.column_type}), which is not followed yet"
+    return None
 
 
 def _unsupported_message(key: str, change: TableDDL, statement: str, coordinate: BinlogCoordinate) -> str:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from airflow_provider_polar_mc.core.binlog.ddl import AddedColumn
 from airflow_provider_polar_mc.core.model import ColumnFill, SourceColumn, SourceTable
+from airflow_provider_polar_mc.core.selection import TableSelection
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class TableSchema:
     truncated_at: tuple[int, ...] = ()
     # Columns DROP COLUMN removed (their MaxCompute columns stay; later rows carry NULL there).
     dropped: tuple[SourceColumn, ...] = ()
+    # Renamed columns: current source name -> the name the column had when the migration started; its
+    # MaxCompute column keeps that name's mapping, so old and new events land in one column.
+    renamed: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -105,6 +110,34 @@ class TableSchema:
         collations = {k: v for k, v in self.collations.items() if k.lower() != column.name.lower()}
         return replace(self, columns=renumbered, collations=collations, dropped=(*self.dropped, column))
 
+    def with_renamed_column(self, old: str, new: str) -> TableSchema:
+        """The schema after ``RENAME COLUMN old TO new`` (same definition)."""
+        column = self.column(old)
+        if column is None:
+            raise ValueError(f"RENAME COLUMN {old}: no such column in {self.name}")
+        if self.column(new) is not None and new.lower() != old.lower():
+            raise ValueError(f"RENAME COLUMN {old} TO {new}: {self.name} has a column {new} already")
+        if column.name.lower() in {k.lower() for k in self.key_columns}:
+            raise ValueError(f"RENAME COLUMN {old}: a column of the primary key of {self.name}")
+        if any(d.name.lower() == new.lower() for d in self.dropped):
+            raise ValueError(f"RENAME COLUMN {old} TO {new}: {new} was dropped earlier; its MaxCompute column holds other values")
+        columns = tuple(replace(c, name=new) if c is column else c for c in self.columns)
+        renamed = {k: v for k, v in self.renamed.items() if k.lower() != column.name.lower()}
+        original = next((v for k, v in self.renamed.items() if k.lower() == column.name.lower()), column.name)
+        if original.lower() != new.lower():
+            renamed[new] = original
+        collations = {(new if k.lower() == column.name.lower() else k): v for k, v in self.collations.items()}
+        fills = tuple(replace(f, column=new) if f.column.lower() == column.name.lower() else f for f in self.fills)
+        return replace(self, columns=columns, renamed=renamed, collations=collations, fills=fills)
+
+    def destination_selection(self, selection: TableSelection) -> TableSelection:
+        """``selection`` with renamed columns mapped to their original columns' destination names."""
+        if not self.renamed:
+            return selection
+        mapping = dict(selection.columns)
+        mapping.update({new: selection.destination_column(original) for new, original in self.renamed.items()})
+        return replace(selection, columns=MappingProxyType(mapping))
+
     def with_truncate(self, record_id: int) -> TableSchema:
         """The table after ``TRUNCATE TABLE`` at binlog position ``record_id`` (its columns unchanged)."""
         return replace(self, truncated_at=(*self.truncated_at, record_id))
@@ -120,6 +153,7 @@ class TableSchema:
             "fills": [f.to_dict() for f in self.fills],
             "truncated_at": list(self.truncated_at),
             "dropped": [_column_dict(c) for c in self.dropped],
+            "renamed": dict(self.renamed),
         }  # fmt: skip
 
     @classmethod
@@ -134,6 +168,7 @@ class TableSchema:
             fills=tuple(ColumnFill.from_dict(f) for f in data.get("fills") or ()),
             truncated_at=tuple(int(r) for r in data.get("truncated_at") or ()),
             dropped=tuple(SourceColumn(**c) for c in data.get("dropped") or ()),
+            renamed=dict(data.get("renamed") or {}),
         )
 
 
