@@ -104,9 +104,16 @@ class IncrementalLoader:
             verify_readable(conn, start, capture(conn))
             if end.key() < start.key():
                 raise CheckpointConflict(f"recorded end coordinate {end} lies before the start {start}")
-            selections = select_tables(spec, {db: list_tables(conn, db) for db in spec.source.databases}, missing="ignore")
+            listed = {db: list_tables(conn, db) for db in spec.source.databases}
         # An interval before the chain (a backfill) starts, and ends, at C0: from the snapshot's schemas.
         from_snapshot = first or intervals.precedes_chain(self.store, interval_start)
+        # Tables with a recorded schema are read even if they are gone now (dropped or renamed later):
+        # their changes up to the DROP or RENAME are in this range.
+        for name in self._recorded_names(interval_start, from_snapshot):
+            database, table = name.split(".", 1)
+            if database in listed and table not in listed[database]:
+                listed[database] = [*listed[database], table]
+        selections = select_tables(spec, listed, missing="ignore")
         schemas = self._schemas_at_start(interval_start, from_snapshot, [s.source_name for s in selections])
         by_name = {s.source_name: s for s in selections if s.source_name in schemas}
         self.log(f"reading binlog ({start}, {end}] for {len(by_name)} tables into partition {partition}")
@@ -126,6 +133,10 @@ class IncrementalLoader:
             summary["tables"][name] = {"rows": streamed.rows, "warnings": dict(streamed.warnings)}
             summary["schemas"][name] = streamed.schema_at_end.to_dict()
             self.log(f"{name} -> {selection.log_table} [{partition}]: {streamed.rows:,} rows")
+            if streamed.schema_at_end.stopped_at is not None:
+                summary.setdefault("stopped", {})[name] = streamed.schema_at_end.stopped_reason
+        if summary.get("stopped"):
+            self.log(f"WARNING tables no longer migrated (their replicas keep their last state): {summary['stopped']}")
         summary["seconds"] = round(time.monotonic() - started, 3)
         # Latency: how far behind the source this interval's data reaches MaxCompute.
         summary["latency_seconds"] = round(time.time() - intervals.utc(interval_end).timestamp(), 1)
@@ -180,6 +191,13 @@ class IncrementalLoader:
         if described is None:
             raise CheckpointConflict(f"destination table {table} does not exist: run the schema migration first")
         return list(described.columns)
+
+    def _recorded_names(self, interval_start: dt.datetime, first: bool) -> list[str]:
+        """The tables (``db.table``) whose schema this interval starts from, as recorded."""
+        if first:
+            return list(self.store.items(SCHEMA_KIND))
+        previous = intervals.done(self.store, interval_start)
+        return list((previous or {}).get("schemas") or {})
 
     def _schemas_at_start(self, interval_start: dt.datetime, first: bool, names: list[str]) -> dict[str, TableSchema]:
         if first:

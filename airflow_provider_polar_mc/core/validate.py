@@ -103,11 +103,14 @@ def compare_migration(
     target: Literal["replica", "base"] = "replica",
     tables: Collection[str] | None = None,
 ) -> list[TableComparison]:
-    """Compare every selected table (or those named ``db.table`` in ``tables``) with its replica or base."""
+    """Compare every selected table (or those named ``db.table`` in ``tables``) with its replica or base;
+    with incremental migration, those it follows (a full load recorded their schema)."""
     store = MaxComputeCheckpointStore(destination, spec.name)
     loader = FullLoader(endpoint, destination, store)
     schemas = intervals.newest_schemas(store) if "incremental" in spec.migration_types else {}
     plans = [_with_renames(p, schemas.get(p.selection.source_name)) for p in plan_selected(spec, endpoint, tables=tables)]
+    if schemas:  # the incremental migration follows only tables a full load recorded (not one created since)
+        plans = [p for p in plans if p.selection.source_name in schemas]
     return [
         compare_table(loader, p, p.selection.replica_table if target == "replica" else p.selection.base_table)
         for p in plans

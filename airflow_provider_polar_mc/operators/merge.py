@@ -34,7 +34,7 @@ class MergeOperator(MigrationOperator):
         from airflow_provider_polar_mc.core.merging import ReplicaMerger, RowEffects, recorded_row_effects
         from airflow_provider_polar_mc.core.replica.merge import MergeTarget
         from airflow_provider_polar_mc.core.selection import select_tables
-        from airflow_provider_polar_mc.core.source.catalog import describe_selected, list_tables
+        from airflow_provider_polar_mc.core.source.catalog import list_tables
         from airflow_provider_polar_mc.hooks import resolve
 
         spec = self.migration_spec()
@@ -50,11 +50,25 @@ class MergeOperator(MigrationOperator):
             raise IntervalNotReady(
                 f"the incremental load of the interval ending {intervals.interval_key(end)} is not done: run it first"
             )
+        # The recorded schema history knows every migrated table, also one dropped or renamed since (its
+        # last changes are still to merge), and its key.
+        recorded = intervals.newest_schemas(store)
         with resolve.source_endpoint(spec).session(resolve.retry_policy(spec), log=self.log.warning) as conn:
-            selections = select_tables(spec, {db: list_tables(conn, db) for db in spec.source.databases}, missing="ignore")
+            listed = {db: list_tables(conn, db) for db in spec.source.databases}
+            for name in recorded:
+                database, table_name = name.split(".", 1)
+                if database in listed and table_name not in listed[database]:
+                    listed[database] = [*listed[database], table_name]
+            selections = select_tables(spec, listed, missing="ignore")
             if self.tables is not None:
                 selections = [s for s in selections if s.source_name in set(self.tables)]
-            described = describe_selected(conn, [(s.source_database, s.source_table) for s in selections])
+        # As the incremental load: only tables it migrates (a schema recorded by a full load), e.g. not a
+        # table created (or renamed into the selection) since the setup.
+        skipped = sorted(s.source_name for s in selections if s.source_name not in recorded)
+        if skipped:
+            self.log.warning("not merged (no full load recorded their schema; re-run the setup for them): %s", skipped)
+        selections = [s for s in selections if s.source_name in recorded]
+        keys = {name: schema.key_columns for name, schema in recorded.items()}
         extra = {a.role: a.name for a in spec.additional_columns()}
         merger = ReplicaMerger(
             destination,
@@ -68,12 +82,11 @@ class MergeOperator(MigrationOperator):
         done = []
         effects = recorded_row_effects(spec, store, selections)
         for s in selections:
-            table = described[s.source_name]
             target = MergeTarget(
                 base_table=s.base_table,
                 log_table=s.log_table,
                 replica_table=s.replica_table,
-                key_columns=tuple(s.destination_column(k) for k in table.key_columns),
+                key_columns=tuple(s.destination_column(k) for k in keys[s.source_name]),
                 record_id=extra["record_id"],
                 after_flag=extra["after_flag"],
                 partition_columns=spec.partition_columns(),

@@ -298,6 +298,12 @@ class SchemaChangesSpec(_Section):
     rename_column: f.ChangePolicy = "follow"
     """RENAME COLUMN (or CHANGE with a new name and the same definition): `follow` keeps the column's
     MaxCompute name, so old and new events land in one column; `fail`."""
+    drop_table: f.ChangePolicy = "follow"
+    """DROP TABLE: `follow` stops that table (its replica keeps its last state, the other tables go on, the
+    batch reports it); `fail`."""
+    rename_table: f.ChangePolicy = "follow"
+    """RENAME TABLE to a name outside the migration: `follow` stops that table like DROP TABLE; `fail`.
+    (Another table renamed onto a migrated table's name always fails: its rows were never read.)"""
     truncate: f.ChangePolicy = "follow"
     """TRUNCATE TABLE: `follow` empties the replica from that change on (_base and _log keep their rows);
     `fail`."""

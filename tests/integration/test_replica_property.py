@@ -910,6 +910,7 @@ def test_truncate_is_followed_the_replica_is_empty_from_that_change_on(connectio
     ("add_column", "ALTER TABLE {db}.big ADD COLUMN extra INT"),
     ("drop_column", "ALTER TABLE {db}.big DROP COLUMN n"),
     ("rename_column", "ALTER TABLE {db}.big RENAME COLUMN n TO m"),
+    ("drop_table", "DROP TABLE {db}.big"),
 ])  # fmt: skip
 def test_a_fail_policy_fails_the_batch_naming_the_statement_and_the_setting(connections, mysql_server, big, policy,
                                                                             statement):
@@ -965,3 +966,34 @@ def test_rename_column_is_followed_into_the_same_maxcompute_column(connections, 
     replica = f"{spec['batch_rename']['prefix']}big"
     rows = dict(resolve.destination(load_spec(spec)).query(f"SELECT id, v FROM {replica} WHERE id IN (1, 4, 9, 1001)"))
     assert rows == {1: "before", 4: "after", 9: "seed 9", 1001: "renamed twice"}
+
+
+@pytest.mark.parametrize(("statement", "reason"), [
+    ("DROP TABLE {db}.other", "DROP TABLE"),
+    ("RENAME TABLE {db}.other TO {db}.other_old", "RENAME TABLE to {db}.other_old"),
+    ("ALTER TABLE {db}.other RENAME TO {db}.other_old", "RENAME TABLE to {db}.other_old"),
+])  # fmt: skip
+def test_a_dropped_or_renamed_table_stops_and_the_others_go_on(connections, mysql_server, big, statement, reason):
+    """The table's changes up to the DDL are migrated (also when the batch runs after it is gone), its
+    replica keeps that state, the batch reports it, and the other tables go on."""
+    mysql_server.execute(f"CREATE TABLE {big}.other (id INT PRIMARY KEY, v INT)",
+                         f"INSERT INTO {big}.other VALUES (1, 1), (2, 2), (3, 3)")
+    spec = make_spec(connections, big)
+    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, mysql_server)
+    FullLoadOperator(task_id="full", spec=spec).execute({})
+    execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.other SET v = 20 WHERE id = 2", f"DELETE FROM {big}.other WHERE id = 3")
+    execute_at(mysql_server, inside(0, 10), statement.format(db=big))
+    execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.big SET v = 'after' WHERE id <= 3")
+    summary = run_interval(spec, 0)
+    assert summary["stopped"] == {f"{big}.other": reason.format(db=big)}
+    assert_replicas_match(spec)  # big (other is gone from the source, or no longer under its name)
+    replica = f"{spec['batch_rename']['prefix']}other"
+    assert sorted(resolve.destination(load_spec(spec)).query(f"SELECT id, v FROM {replica}")) == [(1, 1), (2, 20)]
+    if "RENAME" in statement:  # changes under the new name are not migrated into the old table's replica
+        execute_at(mysql_server, inside(1, 5), f"UPDATE {big}.other_old SET v = 99")
+    execute_at(mysql_server, inside(1, 10), f"UPDATE {big}.big SET n = 0 WHERE id <= 3")
+    summary = run_interval(spec, 1)
+    assert summary["stopped"] == {f"{big}.other": reason.format(db=big)}
+    assert_replicas_match(spec)
+    assert sorted(resolve.destination(load_spec(spec)).query(f"SELECT id, v FROM {replica}")) == [(1, 1), (2, 20)]

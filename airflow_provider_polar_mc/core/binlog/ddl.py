@@ -93,6 +93,13 @@ class RenamedColumn:
 
 
 @dataclass(frozen=True)
+class RenamedTable:
+    """``ALTER TABLE t RENAME [TO | AS] target``."""
+
+    target: tuple[str | None, str]
+
+
+@dataclass(frozen=True)
 class ExistingRowsValue:
     """The value ``ADD COLUMN`` gives the rows that exist at the DDL.
 
@@ -113,7 +120,8 @@ class TableDDL:
 
     ``action``: ``add_columns`` (only ADD COLUMN clauses, plus ignorable ones), ``drop_columns``
     (only DROP COLUMN clauses, plus ignorable ones), ``rename_columns`` (RENAME COLUMN, or CHANGE
-    with a new name), ``truncate``
+    with a new name), ``drop_table``, ``rename_table`` (the table leaves under another name:
+    ``reason`` says which), ``truncate``
     (TRUNCATE TABLE), ``ignored`` (nothing the migration has to follow) or ``unsupported`` (``reason``
     says which part).
     """
@@ -191,11 +199,17 @@ def _parse_rename(tokens: list[Token]) -> tuple[TableDDL, ...]:
         source, after = _qualified_name(pair)
         after = [t for t in after if t.upper not in ("WAIT", "NOWAIT") and t.kind != "number"]
         target, _ = _qualified_name(after[1:]) if after and after[0].upper == "TO" else ((None, ""), [])
-        reason = "RENAME TABLE"
-        out.append(TableDDL(*source, "unsupported", reason=reason))
+        target_name = ".".join(p for p in target if p)
+        out.append(TableDDL(*source, "rename_table", reason=f"RENAME TABLE to {target_name}"))
         if target[1]:
-            out.append(TableDDL(*target, "unsupported", reason=reason))
+            out.append(_renamed_onto(target))
     return tuple(out)
+
+
+def _renamed_onto(target: tuple[str | None, str]) -> TableDDL:
+    # Another table takes a migrated table's name (pt-osc / gh-ost cut-over, a swap): its rows were never
+    # read, so following it needs a new snapshot of the table.
+    return TableDDL(*target, "unsupported", reason="RENAME TABLE onto a migrated table's name (another table takes it)")
 
 
 def _parse_drop(tokens: list[Token]) -> tuple[TableDDL, ...]:
@@ -216,7 +230,7 @@ def _parse_drop(tokens: list[Token]) -> tuple[TableDDL, ...]:
     out = []
     for part in _split_top_level(rest):
         name, _ = _qualified_name(part)
-        out.append(TableDDL(*name, "unsupported", reason="DROP TABLE"))
+        out.append(TableDDL(*name, "drop_table", reason="DROP TABLE"))
     return tuple(out)
 
 
@@ -281,6 +295,11 @@ def _parse_alter(tokens: list[Token]) -> tuple[TableDDL, ...]:
             dropped.append(result)
         elif isinstance(result, RenamedColumn):
             renamed.append(result)
+        elif isinstance(result, RenamedTable):
+            if len(_split_top_level(body)) != 1:
+                return (TableDDL(*name, "unsupported", reason="RENAME TO together with other changes"),)
+            target_name = ".".join(p for p in result.target if p)
+            return (TableDDL(*name, "rename_table", reason=f"RENAME TABLE to {target_name}"), _renamed_onto(result.target))
         elif isinstance(result, tuple):
             default_charset = result[1]
     if sum(bool(kind) for kind in (added, dropped, renamed)) > 1:
@@ -292,7 +311,7 @@ def _parse_alter(tokens: list[Token]) -> tuple[TableDDL, ...]:
 
 def _classify_alter_clause(
     clause: list[Token],
-) -> str | list[AddedColumn] | DroppedColumn | RenamedColumn | tuple[str, str] | None:
+) -> str | list[AddedColumn] | DroppedColumn | RenamedColumn | RenamedTable | tuple[str, str] | None:
     """None: ignorable; a list: added columns; a DroppedColumn; ("charset", x): new default charset; a
     str: why the clause is unsupported."""
     words = [t.upper for t in clause]
@@ -343,7 +362,12 @@ def _classify_alter_clause(
             if len(rest) == 3 and rest[1].upper == "TO" and all(t.kind in ("word", "quoted_name") for t in (rest[0], rest[2])):
                 return RenamedColumn(rest[0].text, rest[2].text)
             return f"{text}: not recognised"
-        return f"{text}: renames the table"
+        rest = clause[2:] if second in ("TO", "AS") else clause[1:]
+        try:
+            target, after = _qualified_name(rest)
+        except ValueError:
+            return f"{text}: not recognised"
+        return RenamedTable(target) if not after else f"{text}: not recognised"
     if first == "ALTER":
         # ALTER [COLUMN] c SET/DROP DEFAULT, SET [IN]VISIBLE; ALTER INDEX/CHECK/CONSTRAINT ...
         if any(w in ("DEFAULT", "VISIBLE", "INVISIBLE") for w in words) or words[1:2] in (["INDEX"], ["CHECK"],

@@ -518,7 +518,7 @@ def _read_events(
                 break
             if cls in kinds:
                 found = by_name.get((event.schema, event.table))
-                if found is not None:
+                if found is not None and found[1].schema.stopped_at is None:
                     key, collector = found
                     if event.table_id not in decoders:
                         table = stream.table_map[event.table_id]
@@ -559,7 +559,7 @@ def _read_events(
                     _apply_ddl(statement, default_db, by_lower_name, chunks, coordinate, log)
             elif cls is table_map_event:
                 found = by_name.get((event.schema, event.table))
-                if found is not None:
+                if found is not None and found[1].schema.stopped_at is None:
                     _check_columns(found[1], event, current_file, event_start)
                     if event.table_id not in decoders:
                         # A table id keeps its definition within a file (DDL gives the table a new id):
@@ -624,6 +624,8 @@ def _apply_ddl(
         if key is None or change.action == "ignored" and change.default_charset is None:
             continue
         collector = collectors[key]
+        if collector.schema.stopped_at is not None and change.action != "unsupported":
+            continue  # the table left the migration; only a table taking its name is an error
         policy = chunks.policy(change.action)
         if policy == "fail":
             raise UnsupportedDDL(
@@ -664,6 +666,12 @@ def _apply_ddl(
                 log(f"{key}: column {renamed.old} renamed to {renamed.new} at {coordinate}; it stays in the same "
                     "MaxCompute column")
             collector.schema = schema
+            continue
+        if change.action in ("drop_table", "rename_table"):
+            chunks.flush(key)  # the images before it
+            collector.schema = collector.schema.with_stop(coordinate.record_id(), change.reason)
+            log(f"WARNING {key}: {change.reason} at {coordinate}: the table leaves the migration (its replica keeps "
+                "its state as of then; the other tables go on). To migrate it again, re-run the setup for it")
             continue
         if change.action == "truncate":
             chunks.flush(key)  # the images before it
@@ -709,10 +717,10 @@ def _apply_ddl(
 
 
 _DDL_KINDS = {"add_columns": "ADD COLUMN", "drop_columns": "DROP COLUMN", "rename_columns": "RENAME COLUMN",
-              "truncate": "TRUNCATE TABLE"}  # fmt: skip
+              "truncate": "TRUNCATE TABLE", "drop_table": "DROP TABLE", "rename_table": "RENAME TABLE"}  # fmt: skip
 # The spec field (schema_changes.<field>) of each DDL action that has a policy.
 _POLICY_FIELDS = {"add_columns": "add_column", "drop_columns": "drop_column", "rename_columns": "rename_column",
-                  "truncate": "truncate"}  # fmt: skip
+                  "truncate": "truncate", "drop_table": "drop_table", "rename_table": "rename_table"}  # fmt: skip
 
 
 def _changed_definition(column: SourceColumn, definition: AddedColumn | None) -> str | None:

@@ -42,6 +42,10 @@ class TableSchema:
     # Renamed columns: current source name -> the name the column had when the migration started; its
     # MaxCompute column keeps that name's mapping, so old and new events land in one column.
     renamed: Mapping[str, str] = field(default_factory=dict)
+    # DROP TABLE, or RENAME TABLE out of the selection, at this record_id: the table's later events are
+    # not migrated (the replica keeps its state as of then).
+    stopped_at: int | None = None
+    stopped_reason: str = ""
 
     @property
     def name(self) -> str:
@@ -138,6 +142,10 @@ class TableSchema:
         mapping.update({new: selection.destination_column(original) for new, original in self.renamed.items()})
         return replace(selection, columns=MappingProxyType(mapping))
 
+    def with_stop(self, record_id: int, reason: str) -> TableSchema:
+        """The table leaves the migration at ``record_id`` (``reason``: DROP TABLE, RENAME TABLE to x)."""
+        return replace(self, stopped_at=record_id, stopped_reason=reason)
+
     def with_truncate(self, record_id: int) -> TableSchema:
         """The table after ``TRUNCATE TABLE`` at binlog position ``record_id`` (its columns unchanged)."""
         return replace(self, truncated_at=(*self.truncated_at, record_id))
@@ -154,6 +162,8 @@ class TableSchema:
             "truncated_at": list(self.truncated_at),
             "dropped": [_column_dict(c) for c in self.dropped],
             "renamed": dict(self.renamed),
+            "stopped_at": self.stopped_at,
+            "stopped_reason": self.stopped_reason,
         }  # fmt: skip
 
     @classmethod
@@ -169,6 +179,8 @@ class TableSchema:
             truncated_at=tuple(int(r) for r in data.get("truncated_at") or ()),
             dropped=tuple(SourceColumn(**c) for c in data.get("dropped") or ()),
             renamed=dict(data.get("renamed") or {}),
+            stopped_at=data.get("stopped_at"),
+            stopped_reason=data.get("stopped_reason") or "",
         )
 
 
