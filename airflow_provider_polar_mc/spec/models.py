@@ -295,6 +295,10 @@ class SchemaChangesSpec(_Section):
     drop_column: f.ChangePolicy = "follow"
     """DROP COLUMN: `follow` keeps the MaxCompute column (rows changed later carry NULL there, older replica
     rows keep their last value); `fail`."""
+    modify_column: f.ChangePolicy = "follow"
+    """MODIFY / CHANGE COLUMN with a new definition: `follow` when it keeps every existing value and the
+    MaxCompute type (a longer VARCHAR, VARCHAR -> TEXT, more fractional digits, ENUM/SET members appended,
+    NOT NULL -> NULL); anything else fails the batch naming why; `fail`: fail on every one."""
     rename_column: f.ChangePolicy = "follow"
     """RENAME COLUMN (or CHANGE with a new name and the same definition): `follow` keeps the column's
     MaxCompute name, so old and new events land in one column; `fail`."""

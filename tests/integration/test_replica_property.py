@@ -911,6 +911,7 @@ def test_truncate_is_followed_the_replica_is_empty_from_that_change_on(connectio
     ("drop_column", "ALTER TABLE {db}.big DROP COLUMN n"),
     ("rename_column", "ALTER TABLE {db}.big RENAME COLUMN n TO m"),
     ("drop_table", "DROP TABLE {db}.big"),
+    ("modify_column", "ALTER TABLE {db}.big MODIFY v VARCHAR(64)"),
 ])  # fmt: skip
 def test_a_fail_policy_fails_the_batch_naming_the_statement_and_the_setting(connections, mysql_server, big, policy,
                                                                             statement):
@@ -997,3 +998,20 @@ def test_a_dropped_or_renamed_table_stops_and_the_others_go_on(connections, mysq
     assert summary["stopped"] == {f"{big}.other": reason.format(db=big)}
     assert_replicas_match(spec)
     assert sorted(resolve.destination(load_spec(spec)).query(f"SELECT id, v FROM {replica}")) == [(1, 1), (2, 20)]
+
+
+def test_modify_column_that_keeps_every_value_is_followed(connections, mysql_server, big):
+    """MODIFY / CHANGE that widens within the same MaxCompute type (a longer VARCHAR, NOT NULL -> NULL):
+    followed, later rows decoded with the new definition; one that would change the MaxCompute type
+    or existing values fails the batch naming the statement."""
+    spec = make_spec(connections, big)
+    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, mysql_server)
+    FullLoadOperator(task_id="full", spec=spec).execute({})
+    execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.big MODIFY v VARCHAR(200), CHANGE COLUMN n n INT NULL")
+    execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.big SET v = REPEAT('w', 150) WHERE id <= 3")
+    run_interval(spec, 0)
+    assert_replicas_match(spec)
+    execute_at(mysql_server, inside(1, 10), f"ALTER TABLE {big}.big MODIFY n BIGINT")
+    with pytest.raises(AirflowFailException, match=r"(?i)changes the MaxCompute type .*INT -> BIGINT"):
+        run_interval(spec, 1)

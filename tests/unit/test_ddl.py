@@ -36,7 +36,7 @@ def test_comments_and_executable_comments():
 @pytest.mark.parametrize(
     "statement",
     [
-        "ALTER TABLE t ADD COLUMN b INT, DROP COLUMN a", "ALTER TABLE t MODIFY a BIGINT",
+        "ALTER TABLE t ADD COLUMN b INT, DROP COLUMN a", "ALTER TABLE t MODIFY a FANCYTYPE",
         "ALTER TABLE t CHANGE a b FANCYTYPE", "ALTER TABLE t RENAME COLUMN a b", "ALTER TABLE t RENAME TO u, ADD INDEX (a)",
         "ALTER TABLE t RENAME COLUMN a TO b, DROP COLUMN c",
         "ALTER TABLE t ADD PRIMARY KEY (a)", "ALTER TABLE t DROP PRIMARY KEY", "ALTER TABLE t DROP PARTITION p0",
@@ -65,6 +65,7 @@ def test_drop_column_is_followed(statement, dropped):
     ("ALTER TABLE t RENAME COLUMN a TO b", [("a", "b", None)]),
     ("ALTER TABLE t CHANGE COLUMN `a` `b c` INT NOT NULL, RENAME COLUMN x TO y", [("a", "b c", "int"), ("x", "y", None)]),
     ("ALTER TABLE t CHANGE a a BIGINT", [("a", "a", "bigint")]),
+    ("ALTER TABLE t MODIFY COLUMN a VARCHAR(64) NULL", [("a", "a", "varchar(64)")]),
 ])  # fmt: skip
 def test_rename_column_is_parsed_with_the_new_definition(statement, renamed):
     change = one(statement)
@@ -165,3 +166,35 @@ def test_what_add_column_gives_existing_rows(definition, known, text):
     existing = parse_column_definition(tokenize_mysql(definition)).existing_rows
     assert existing is not None and existing.known is known
     assert existing.text == text
+
+
+@pytest.mark.parametrize(("before", "after", "followed"), [
+    ("v VARCHAR(10)", "v VARCHAR(20)", True),
+    ("v VARCHAR(10)", "v TEXT", True),
+    ("v VARCHAR(20)", "v VARCHAR(10)", False),  # narrowing may cut existing values
+    ("v VARCHAR(10) NOT NULL", "v VARCHAR(10) NULL", True),
+    ("v VARCHAR(10) NULL", "v VARCHAR(10) NOT NULL", False),  # existing NULLs would change
+    ("v VARCHAR(10) CHARACTER SET latin1", "v VARCHAR(10)", False),  # the table default re-encodes it
+    ("v CHAR(4)", "v CHAR(8)", False),
+    ("t DATETIME(3)", "t DATETIME(6)", True),
+    ("t DATETIME(6)", "t DATETIME(3)", False),  # rounds existing values
+    ("e ENUM('a','b')", "e ENUM('a','b','c')", True),
+    ("e ENUM('a','b')", "e ENUM('b','a')", False),
+    ("d DECIMAL(10,2)", "d DECIMAL(12,2)", False),  # another MaxCompute DECIMAL
+    ("n INT", "n BIGINT", False),  # INT -> BIGINT in MaxCompute
+    ("n INT(11)", "n INT", True),  # a display width is no change
+    ("n INT", "n INT FIRST", False),  # moves the column
+])  # fmt: skip
+def test_which_new_definitions_are_followed(before, after, followed):
+    from airflow_provider_polar_mc.core.binlog.ddl import parse_column_definition
+    from airflow_provider_polar_mc.core.binlog.reader import _changed_definition
+    from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
+    from airflow_provider_polar_mc.spec import MigrationSpec
+
+    spec = MigrationSpec.from_dict({"name": "m", "source": {"databases": ["shop"]}})
+    old = parse_column_definition(tokenize_mysql(before)).column
+    if old.data_type in ("varchar", "char", "text", "enum") and old.character_set is None:
+        old = type(old)(**{**old.__dict__, "character_set": "utf8mb4"})
+    schema = TableSchema("shop", "t", (old,), default_charset="utf8mb4")
+    problem = _changed_definition(spec, schema, old, parse_column_definition(tokenize_mysql(after)))
+    assert (problem is None) is followed, problem

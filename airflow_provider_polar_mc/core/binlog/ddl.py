@@ -84,8 +84,9 @@ class DroppedColumn:
 
 @dataclass(frozen=True)
 class RenamedColumn:
-    """``RENAME COLUMN old TO new``, or ``CHANGE old new <definition>`` (``definition`` then: the reader
-    follows it only when it is the column's definition unchanged)."""
+    """``RENAME COLUMN old TO new``, ``CHANGE old new <definition>`` or ``MODIFY old <definition>``
+    (``new`` == ``old``); with a ``definition`` the reader follows it only when every existing value and
+    the MaxCompute type stay as they are (a widening)."""
 
     old: str
     new: str
@@ -352,7 +353,12 @@ def _classify_alter_clause(
             return RenamedColumn(rest[0].text, definition.column.name, definition)
         return f"{text}: not recognised"
     if first == "MODIFY":
-        return f"{text}: changes a column definition"
+        rest = clause[2:] if len(words) > 1 and words[1] == "COLUMN" else clause[1:]
+        try:
+            definition = parse_column_definition(rest)
+        except ValueError as exc:
+            return f"{text}: {exc}"
+        return RenamedColumn(definition.column.name, definition.column.name, definition)
     if first == "RENAME":
         second = words[1] if len(words) > 1 else ""
         if second in ("INDEX", "KEY"):

@@ -39,6 +39,7 @@ detected as a position going backwards).
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -65,11 +66,13 @@ from airflow_provider_polar_mc.core.binlog.rows_decoder import (
 from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan, SourceColumn, binlog_file_index
-from airflow_provider_polar_mc.core.schema_plan import plan_table
+from airflow_provider_polar_mc.core.schema_plan import mapping_options, plan_table, source_column_type
+from airflow_provider_polar_mc.core.typemap import map_type
 from airflow_provider_polar_mc.core.values import (
     convert_binlog_values,
     destination_arrow_type,
     existing_rows_literal,
+    set_members,
 )
 from airflow_provider_polar_mc.exceptions import BinlogUnavailable, UnsupportedDDL, UnsupportedType
 from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
@@ -357,6 +360,10 @@ class _Chunker:
         self._pending = 0
         self._chunked: set[str] = set()
 
+    @property
+    def spec(self) -> MigrationSpec:
+        return self._spec
+
     def policy(self, action: str) -> str | None:
         """The spec's policy (``schema_changes``) for a DDL action, None for actions it has none for."""
         field = _POLICY_FIELDS.get(action)
@@ -626,16 +633,20 @@ def _apply_ddl(
         collector = collectors[key]
         if collector.schema.stopped_at is not None and change.action != "unsupported":
             continue  # the table left the migration; only a table taking its name is an error
-        policy = chunks.policy(change.action)
-        if policy == "fail":
-            raise UnsupportedDDL(
-                f"{_DDL_KINDS[change.action]} on migrated table {key} at {coordinate}, and schema_changes."
-                f"{_POLICY_FIELDS[change.action]} is `fail`: nothing after the previous interval was written. Fix: set it "
-                f"to `follow`, or apply the change in MaxCompute by hand and re-run the setup (full load) for {key}. "
-                f"Statement: {statement.strip()}",
-                statement,
-                coordinate,
-            )
+        kinds = [change.action]
+        if change.action == "rename_columns":  # MODIFY / CHANGE with a definition, and/or a new name
+            kinds = ["modify_columns"] * any(r.definition is not None for r in change.renamed)
+            kinds += ["rename_columns"] * any(r.new.lower() != r.old.lower() for r in change.renamed)
+        for kind in kinds:
+            if chunks.policy(kind) == "fail":
+                raise UnsupportedDDL(
+                    f"{_DDL_KINDS[kind]} on migrated table {key} at {coordinate}, and schema_changes."
+                    f"{_POLICY_FIELDS[kind]} is `fail`: nothing after the previous interval was written. Fix: set it "
+                    f"to `follow`, or apply the change in MaxCompute by hand and re-run the setup (full load) for {key}. "
+                    f"Statement: {statement.strip()}",
+                    statement,
+                    coordinate,
+                )
         if change.action == "drop_columns":
             chunks.flush(key)  # the images before it, in the schema they were written in
             schema = collector.schema
@@ -655,11 +666,14 @@ def _apply_ddl(
             schema = collector.schema
             for renamed in change.renamed:
                 column = schema.column(renamed.old)
-                problem = None if column is None else _changed_definition(column, renamed.definition)
+                problem = None if column is None else _changed_definition(chunks.spec, schema, column, renamed.definition)
                 try:
                     if problem:
-                        raise ValueError(f"CHANGE {renamed.old} {renamed.new}: {problem}")
-                    schema = schema.with_renamed_column(renamed.old, renamed.new)
+                        raise ValueError(f"{renamed.old}: {problem}")
+                    if renamed.definition is not None and column is not None:
+                        schema = schema.with_column_definition(renamed.old, renamed.definition.column)
+                    if renamed.new != renamed.old:
+                        schema = schema.with_renamed_column(renamed.old, renamed.new)
                 except ValueError as exc:
                     message = _unsupported_message(key, replace(change, reason=str(exc)), statement, coordinate)
                     raise UnsupportedDDL(message, statement, coordinate) from exc
@@ -717,22 +731,63 @@ def _apply_ddl(
 
 
 _DDL_KINDS = {"add_columns": "ADD COLUMN", "drop_columns": "DROP COLUMN", "rename_columns": "RENAME COLUMN",
-              "truncate": "TRUNCATE TABLE", "drop_table": "DROP TABLE", "rename_table": "RENAME TABLE"}  # fmt: skip
-# The spec field (schema_changes.<field>) of each DDL action that has a policy.
+              "modify_columns": "MODIFY/CHANGE COLUMN", "truncate": "TRUNCATE TABLE", "drop_table": "DROP TABLE",
+              "rename_table": "RENAME TABLE"}  # fmt: skip
+# The spec field (schema_changes.<field>) of each kind of DDL that has a policy.
 _POLICY_FIELDS = {"add_columns": "add_column", "drop_columns": "drop_column", "rename_columns": "rename_column",
-                  "truncate": "truncate", "drop_table": "drop_table", "rename_table": "rename_table"}  # fmt: skip
+                  "modify_columns": "modify_column", "truncate": "truncate", "drop_table": "drop_table",
+                  "rename_table": "rename_table"}  # fmt: skip
 
 
-def _changed_definition(column: SourceColumn, definition: AddedColumn | None) -> str | None:
-    """Why ``CHANGE old new <definition>`` does more than rename ``column`` (None: a rename only)."""
+def _changed_definition(spec: MigrationSpec, schema: TableSchema, column: SourceColumn,
+                        definition: AddedColumn | None) -> str | None:
+    """Why a new definition of ``column`` (CHANGE / MODIFY) cannot be followed, or None: it keeps every
+    existing value and the MaxCompute type (a longer VARCHAR, more fractional digits, ENUM/SET members
+    appended, NOT NULL -> NULL ...)."""
     if definition is None:
         return None
     new = definition.column
     if definition.first or definition.after:
         return "moves the column"
-    if new.column_type.lower() != column.column_type.lower() or new.nullable != column.nullable:
-        return f"changes the definition ({column.column_type} -> {new.column_type}), which is not followed yet"
+    if column.nullable and not new.nullable:
+        return "makes the column NOT NULL (existing NULLs would change without row events)"
+    options = mapping_options(spec)
+    before, after = map_type(source_column_type(column), options), map_type(source_column_type(new), options)
+    if before.mc_type != after.mc_type:
+        return f"changes the MaxCompute type ({column.column_type} -> {new.column_type}: {before.mc_type} -> {after.mc_type})"
+    if column.data_type != new.data_type and {column.data_type, new.data_type} - _SAME_VALUES_TEXT:
+        return f"changes the type ({column.column_type} -> {new.column_type})"
+    charset = new.character_set or schema.default_charset
+    if column.character_set and charset and charset.lower() != column.character_set.lower():
+        return f"changes the character set ({column.character_set} -> {charset}), re-encoding existing values"
+    if _length(new) < _length(column) or (new.datetime_precision or 0) < (column.datetime_precision or 0):
+        return f"narrows the column ({column.column_type} -> {new.column_type}): existing values may change"
+    if (new.numeric_scale, new.numeric_precision) != (column.numeric_scale, column.numeric_precision) and \
+            column.data_type in ("decimal", "float", "double"):
+        return f"changes the precision ({column.column_type} -> {new.column_type})"
+    if column.data_type in ("enum", "set"):
+        old_members, new_members = set_members(column.column_type), set_members(new.column_type)
+        if new_members[: len(old_members)] != old_members:
+            return f"changes existing {column.data_type.upper()} members ({column.column_type} -> {new.column_type})"
+    if column.data_type in ("char", "binary") and _length(new) != _length(column):
+        return f"changes a fixed-length column's length ({column.column_type} -> {new.column_type})"
     return None
+
+
+# Text types whose values read the same whichever of them holds them (VARCHAR -> TEXT and back).
+_SAME_VALUES_TEXT = frozenset({"varchar", "tinytext", "text", "mediumtext", "longtext"})
+
+
+def _length(column: SourceColumn) -> int:
+    """The declared length of a string column (``varchar(20)``: 20; TEXT types: their longest), 0 for
+    other types (an integer's display width is no length)."""
+    fixed = {"tinytext": 255, "text": 65_535, "mediumtext": 16_777_215, "longtext": 4_294_967_295}
+    if column.data_type in fixed:
+        return fixed[column.data_type]
+    if column.data_type not in ("char", "varchar", "binary", "varbinary"):
+        return 0
+    match = re.match(r"\w+\((\d+)\)", column.column_type)
+    return int(match.group(1)) if match else 0
 
 
 def _unsupported_message(key: str, change: TableDDL, statement: str, coordinate: BinlogCoordinate) -> str:

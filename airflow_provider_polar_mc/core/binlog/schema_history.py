@@ -134,6 +134,16 @@ class TableSchema:
         fills = tuple(replace(f, column=new) if f.column.lower() == column.name.lower() else f for f in self.fills)
         return replace(self, columns=columns, renamed=renamed, collations=collations, fills=fills)
 
+    def with_column_definition(self, name: str, column: SourceColumn) -> TableSchema:
+        """The schema after ``MODIFY name <definition>`` that keeps the column's place and name."""
+        current = self.column(name)
+        if current is None:
+            raise ValueError(f"MODIFY {name}: no such column in {self.name}")
+        if column.character_set is None and current.character_set is not None:
+            column = replace(column, character_set=current.character_set)
+        changed = replace(column, name=current.name, ordinal=current.ordinal)
+        return replace(self, columns=tuple(changed if c is current else c for c in self.columns))
+
     def destination_selection(self, selection: TableSelection) -> TableSelection:
         """``selection`` with renamed columns mapped to their original columns' destination names."""
         if not self.renamed:
