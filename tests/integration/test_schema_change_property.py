@@ -1,0 +1,200 @@
+"""Random DML interleaved with random DDL of every followed kind (docs/schema-changes.md), on two tables,
+across several intervals after a full load, under the default policy: no batch fails, and after each
+merge the replica equals the source value for value (ValidateOperator's comparison).
+
+The DDL kinds: ADD COLUMN (NULL, a constant DEFAULT, NOT NULL's implicit default; FIRST / AFTER / last),
+DROP COLUMN, RENAME COLUMN, CHANGE old new (same definition), MODIFY that widens (VARCHAR length, NOT NULL
+-> NULL), TRUNCATE TABLE. The test keeps a model of each table's current columns so that every generated
+statement is valid for the table as it is (hypothesis draws them as it goes, ``st.data()``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_polar_mc.operators.full_load import FullLoadOperator
+from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
+from tests.integration.session_clock import execute_at
+from tests.integration.test_incremental import inside, run_interval
+from tests.integration.test_replica_property import assert_replicas_match, make_spec, snapshot_before_first
+
+pytestmark = pytest.mark.integration
+
+INTERVALS = 3
+
+
+@dataclass
+class Column:
+    name: str
+    kind: str  # int | varchar | decimal | datetime | enum
+    length: int = 0  # varchar
+    nullable: bool = True
+
+    def sql_type(self) -> str:
+        return {"int": "INT", "varchar": f"VARCHAR({self.length})", "decimal": "DECIMAL(10,2)",
+                "datetime": "DATETIME(3)", "enum": "ENUM('p','q','r')"}[self.kind]  # fmt: skip
+
+
+@dataclass
+class Table:
+    name: str
+    key: Column
+    columns: list[Column] = field(default_factory=list)
+    rows: int = 0
+    next_key: int = 100
+
+    @property
+    def names(self) -> list[str]:
+        return [self.key.name] + [c.name for c in self.columns]
+
+
+def values(kind: str, length: int = 0) -> st.SearchStrategy[str | None]:
+    """SQL literals (quoted where needed) of a column kind."""
+    letters = st.text("abcxyzé ", max_size=max(1, min(length, 12)))
+    by_kind = {
+        "int": st.integers(-10_000, 10_000).map(str),
+        "varchar": letters.map(lambda s: "'" + s + "'"),
+        "decimal": st.decimals(-9999, 9999, places=2, allow_nan=False, allow_infinity=False).map(str),
+        "datetime": st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2030, 1, 1)).map(
+            lambda d: f"'{d:%Y-%m-%d %H:%M:%S}.{d.microsecond // 1000:03d}'"),
+        "enum": st.sampled_from(["'p'", "'q'", "'r'"]),
+    }  # fmt: skip
+    return st.one_of(st.none(), by_kind[kind], by_kind[kind])
+
+
+DEFAULTS = {"int": ["0", "7", "-3"], "varchar": ["''", "'it''s'", "'n/a'"], "decimal": ["1.50", "0", "-2.25"],
+            "datetime": ["'2026-11-30 12:00:00.000'"], "enum": ["'q'"]}  # fmt: skip
+
+
+class Session:
+    def __init__(self, server, db: str, tables: list[Table]):
+        self.server, self.db, self.tables = server, db, tables
+        self.moment = 0.0
+        self.counter = 0
+        self.ddl: list[str] = []
+
+    def run(self, sql: str) -> None:
+        self.moment += 1
+        execute_at(self.server, self.moment, sql)
+
+    def dml(self, data, table: Table) -> None:
+        kind = data.draw(st.sampled_from(["insert", "insert", "update", "update", "delete"]))
+        if kind == "insert" or table.rows == 0:
+            key = table.next_key
+            table.next_key += 1
+            chosen = [c for c in table.columns if data.draw(st.booleans())]
+            names, literals = [table.key.name], [str(key) if table.key.kind == "int" else f"'k{key}'"]
+            for c in table.columns:
+                if c in chosen or not c.nullable:
+                    value = data.draw(values(c.kind, c.length))
+                    if value is None and not c.nullable:
+                        value = DEFAULTS[c.kind][0]
+                    names.append(c.name)
+                    literals.append(value or "NULL")
+            columns = ", ".join(f"`{n}`" for n in names)
+            self.run(f"INSERT INTO {self.db}.{table.name} ({columns}) VALUES ({', '.join(literals)})")
+            table.rows += 1
+        elif kind == "update" and table.columns:
+            c = data.draw(st.sampled_from(table.columns))
+            value = data.draw(values(c.kind, c.length)) or ("NULL" if c.nullable else DEFAULTS[c.kind][0])
+            share = data.draw(st.integers(2, 5))
+            self.run(f"UPDATE {self.db}.{table.name} SET `{c.name}` = {value} WHERE CRC32(`{table.key.name}`) % {share} = 0")
+        else:
+            share = data.draw(st.integers(3, 9))
+            self.run(f"DELETE FROM {self.db}.{table.name} WHERE CRC32(`{table.key.name}`) % {share} = 1")
+
+    def alter(self, data, table: Table) -> None:
+        kinds = ["add", "add", "truncate"]
+        if table.columns:
+            kinds += ["drop", "rename", "change", "modify"]
+        kind = data.draw(st.sampled_from(kinds))
+        self.counter += 1
+        if kind == "add":
+            c = Column(f"c{self.counter}", data.draw(st.sampled_from(["int", "varchar", "decimal", "datetime", "enum"])), 16)
+            form = data.draw(st.sampled_from(["null", "default", "not_null", "not_null_default"]))
+            sql = c.sql_type()
+            if form == "default":
+                sql += f" DEFAULT {data.draw(st.sampled_from(DEFAULTS[c.kind]))}"
+            elif form.startswith("not_null"):
+                c.nullable = False
+                sql += " NOT NULL" + (f" DEFAULT {data.draw(st.sampled_from(DEFAULTS[c.kind]))}" if form != "not_null" else "")
+            if c.kind == "datetime" and form == "not_null":  # its implicit default is the zero date
+                sql = c.sql_type() + " NULL"
+                c.nullable = True
+            place = data.draw(st.sampled_from(["", " FIRST", " AFTER"]))
+            if place == " AFTER":
+                place = f" AFTER `{data.draw(st.sampled_from(table.names))}`"
+            statement = f"ALTER TABLE {self.db}.{table.name} ADD COLUMN `{c.name}` {sql}{place}"
+            table.columns.append(c)
+        elif kind == "drop":
+            c = data.draw(st.sampled_from(table.columns))
+            statement = f"ALTER TABLE {self.db}.{table.name} DROP COLUMN `{c.name}`"
+            table.columns.remove(c)
+        elif kind in ("rename", "change"):
+            c = data.draw(st.sampled_from(table.columns))
+            new = f"r{self.counter}"
+            statement = (f"ALTER TABLE {self.db}.{table.name} RENAME COLUMN `{c.name}` TO `{new}`" if kind == "rename"
+                         else f"ALTER TABLE {self.db}.{table.name} CHANGE `{c.name}` `{new}` {c.sql_type()}"
+                         + ("" if c.nullable else " NOT NULL"))  # fmt: skip
+            c.name = new
+        elif kind == "modify":
+            c = data.draw(st.sampled_from(table.columns))
+            if c.kind == "varchar":
+                c.length += data.draw(st.integers(0, 20))
+            c.nullable = True
+            statement = f"ALTER TABLE {self.db}.{table.name} MODIFY `{c.name}` {c.sql_type()} NULL"
+        else:
+            statement = f"TRUNCATE TABLE {self.db}.{table.name}"
+            table.rows = 0
+        self.ddl.append(statement)
+        self.run(statement)
+
+
+def create_tables(server, db: str) -> list[Table]:
+    server.execute(
+        f"CREATE DATABASE {db}",
+        f"CREATE TABLE {db}.a (id INT PRIMARY KEY, v VARCHAR(20), n INT NOT NULL, d DECIMAL(10,2), t DATETIME(3))",
+        f"CREATE TABLE {db}.b (k VARCHAR(8) PRIMARY KEY, x INT, s ENUM('p','q','r'))",
+        f"INSERT INTO {db}.a VALUES " + ",".join(f"({i}, 'v{i}', {i}, {i}.25, '2020-01-01 00:00:0{i % 10}.5')" for i in range(1, 31)),
+        f"INSERT INTO {db}.b VALUES " + ",".join(f"('k{i}', {i}, 'p')" for i in range(1, 16)),
+    )
+    a = Table("a", Column("id", "int"), [Column("v", "varchar", 20), Column("n", "int", nullable=False),
+                                         Column("d", "decimal"), Column("t", "datetime")], rows=30)  # fmt: skip
+    b = Table("b", Column("k", "varchar", 8), [Column("x", "int"), Column("s", "enum")], rows=15)
+    return [a, b]
+
+
+@settings(max_examples=int(os.environ.get("POLAR_MC_DDL_EXAMPLES", "5")), deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+@given(data=st.data())
+def test_random_dml_and_ddl_of_every_followed_kind_keep_the_replica_equal_to_the_source(connections, mysql_server,
+                                                                                        data):
+    db = f"ddl_{uuid.uuid4().hex[:8]}"
+    tables = create_tables(mysql_server, db)
+    session = Session(mysql_server, db, tables)
+    spec = make_spec(connections, db)
+    try:
+        SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+        snapshot_before_first(spec, mysql_server)
+        FullLoadOperator(task_id="full", spec=spec).execute({})
+        for i in range(INTERVALS):
+            session.moment = inside(i, 10)
+            for step in range(data.draw(st.integers(4, 10), label=f"steps in interval {i}")):
+                table = data.draw(st.sampled_from(tables))
+                if (i, step) == (0, 1) or data.draw(st.integers(0, 3)) == 0:  # at least one DDL
+                    session.alter(data, table)
+                else:
+                    session.dml(data, table)
+            run_interval(spec, i)  # never fails: every DDL here is followed by default
+            assert_replicas_match(spec)
+        print(f"\n{len(session.ddl)} DDL statements: " + "; ".join(session.ddl))  # shown with -s
+    finally:
+        mysql_server.execute(f"DROP DATABASE IF EXISTS {db}")
+
