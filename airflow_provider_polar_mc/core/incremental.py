@@ -28,9 +28,11 @@ from airflow_provider_polar_mc.core.destination.checkpoint import (
     ReadOnceStore,
 )
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.destination.schema import apply_plan
 from airflow_provider_polar_mc.core.destination.upload import PartitionUploads
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan, DestColumn
+from airflow_provider_polar_mc.core.schema_plan import plan_table
 from airflow_provider_polar_mc.core.selection import select_tables
 from airflow_provider_polar_mc.core.source.catalog import list_tables
 from airflow_provider_polar_mc.core.throttle import Throttle
@@ -168,7 +170,8 @@ class IncrementalLoader:
             try:
                 changes = stream_changes(
                     self.endpoint, start, end, schemas, by_name, self.spec, on_chunk=writer.write,
-                    on_columns_added=writer.columns_added, chunk_rows=self.spec.incremental.block_rows, log=self.log,
+                    on_columns_added=writer.columns_added, on_table_created=writer.table_created,
+                    chunk_rows=self.spec.incremental.block_rows, log=self.log,
                 )  # fmt: skip
                 uploads.commit([by_name[key].log_table for key in changes.tables])
                 return changes
@@ -254,6 +257,24 @@ class _PartitionWriter:
             self._last_report = now
             self._loader.log(f"{self._rows:,} change rows decoded and queued for upload "
                              f"({self._rows / (now - self._started):,.0f} rows/s)")
+
+    def table_created(self, schema: TableSchema) -> TableSelection | None:
+        """CREATE TABLE of a table the spec selects (``tables: all``, an include pattern, a listed table
+        created late): its ``_base`` (empty: no rows existed) and ``_log`` are created, and it is read from
+        here. Not for a policy of ``fail``: then the batch fails naming it."""
+        spec = self._loader.spec
+        [selection] = select_tables(spec, {schema.database: [schema.table]}, missing="ignore") or [None]
+        if selection is None:
+            return None
+        if spec.schema_changes.create_table == "fail":
+            raise UnsupportedDDL(
+                f"CREATE TABLE {schema.name}, which the spec selects, and schema_changes.create_table is `fail`. Fix: set "
+                "it to `follow`, or re-run the setup for it"
+            )
+        plan = plan_table(spec, selection, schema.as_source_table())
+        apply_plan(spec, plan, self._loader.destination)
+        self._by_name[schema.name] = selection
+        return selection
 
     def columns_added(self, key: str, added: tuple[ColumnPlan, ...]) -> None:
         selection = self._by_name[key]

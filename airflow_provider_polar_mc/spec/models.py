@@ -308,6 +308,10 @@ class SchemaChangesSpec(_Section):
     rename_table: f.ChangePolicy = "follow"
     """RENAME TABLE to a name outside the migration: `follow` stops that table like DROP TABLE; `fail`.
     (Another table renamed onto a migrated table's name always fails: its rows were never read.)"""
+    create_table: f.ChangePolicy = "follow"
+    """CREATE TABLE of a new table the spec selects (`tables: all`, an include pattern): `follow` creates its
+    _base (empty) and _log and migrates it from its first event (CREATE ... SELECT / LIKE, or without a
+    primary key: not followed, logged; re-run the setup for it); `fail`."""
     truncate: f.ChangePolicy = "follow"
     """TRUNCATE TABLE: `follow` empties the replica from that change on (_base and _log keep their rows);
     `fail`."""

@@ -94,6 +94,15 @@ class RenamedColumn:
 
 
 @dataclass(frozen=True)
+class CreatedTable:
+    """``CREATE TABLE t (<columns>, PRIMARY KEY (...)) [DEFAULT CHARSET=x]``: what a new table starts as."""
+
+    columns: tuple[AddedColumn, ...]
+    primary_key: tuple[str, ...]
+    charset: str | None = None
+
+
+@dataclass(frozen=True)
 class RenamedTable:
     """``ALTER TABLE t RENAME [TO | AS] target``."""
 
@@ -134,6 +143,8 @@ class TableDDL:
     reason: str = ""
     dropped: tuple[DroppedColumn, ...] = ()
     renamed: tuple[RenamedColumn, ...] = ()
+    created: CreatedTable | None = None  # create_table: the definition (None: not one to follow; reason)
+    if_not_exists: bool = False
     default_charset: str | None = None  # ALTER TABLE ... [DEFAULT] CHARACTER SET x
 
 
@@ -252,12 +263,63 @@ def _parse_create(tokens: list[Token]) -> tuple[TableDDL, ...]:
         return ()
     after_if = _skip_words(rest[1:], "IF", "NOT", "EXISTS")
     if_not_exists = len(after_if) != len(rest) - 1
-    name, _ = _qualified_name(after_if)
-    if if_not_exists and not replace:
-        # Logged even when the table existed (then a no-op); a migrated table cannot have been dropped
-        # before it without an earlier DROP having stopped the migration.
-        return (TableDDL(*name, "ignored"),)
-    return (TableDDL(*name, "unsupported", reason="CREATE TABLE of a migrated table (re-created)"),)
+    name, body = _qualified_name(after_if)
+    # The reader decides: a migrated table's name re-created is refused (IF NOT EXISTS on one that exists
+    # is a no-op), a new table matching the selection is followed from here when ``created`` says how.
+    created, reason = _created_table(body)
+    return (TableDDL(*name, "create_table", reason=reason, created=created, if_not_exists=if_not_exists and not replace),)
+
+
+def _created_table(body: list[Token]) -> tuple[CreatedTable | None, str]:
+    """The columns and key of ``(<definitions>) [options]``; (None, why) for ``LIKE``, ``AS SELECT`` and
+    what this parser does not understand (its rows, if any, were never in row events we read)."""
+    if not body or body[0].text != "(" or body[0].kind != "symbol":
+        return None, "CREATE TABLE ... LIKE / SELECT copies rows or a definition the binlog does not carry"
+    depth, end = 0, None
+    for i, token in enumerate(body):
+        if token.kind == "symbol" and token.text in "()":
+            depth += 1 if token.text == "(" else -1
+            if depth == 0:
+                end = i
+                break
+    if end is None:
+        return None, "unbalanced parentheses"
+    options = body[end + 1 :]
+    if any(t.upper in ("SELECT", "AS", "LIKE", "PARTITION") for t in options):
+        return None, "CREATE TABLE ... SELECT (or PARTITION BY): rows or a layout the row events do not carry"
+    columns: list[AddedColumn] = []
+    primary: tuple[str, ...] = ()
+    for part in _split_top_level(body[1:end]):
+        words = [t.upper for t in part]
+        if words[:2] == ["PRIMARY", "KEY"] or (words[:1] == ["CONSTRAINT"] and "PRIMARY" in words):
+            start = next(i for i, t in enumerate(part) if t.text == "(")
+            primary = tuple(t.text for t in part[start + 1 :] if t.kind in ("word", "quoted_name") and t.upper != "USING")
+            continue
+        if words[0] in _INDEX_WORDS:
+            continue  # indexes, unique keys, checks, foreign keys: no column
+        inline = [i for i, w in enumerate(words) if w == "PRIMARY" and i + 1 < len(words) and words[i + 1] == "KEY"]
+        if inline:
+            part = part[: inline[0]] + part[inline[0] + 2 :]
+            primary = (part[0].text,)
+        try:
+            columns.append(parse_column_definition(part))
+        except ValueError as exc:
+            return None, f"column {_render(part[:1])}: {exc}"
+    if not primary:
+        return None, "no primary key (the merge needs one)"
+    return CreatedTable(tuple(columns), primary, _table_charset(options)), ""
+
+
+def _table_charset(options: list[Token]) -> str | None:
+    """``[DEFAULT] CHARSET [=] x`` / ``CHARACTER SET [=] x`` / ``COLLATE [=] x_...`` among table options."""
+    values = [t for t in options if not (t.kind == "symbol" and t.text == "=")]
+    for i, token in enumerate(values[:-1]):
+        if token.upper == "CHARSET" or (token.upper == "SET" and i and values[i - 1].upper == "CHARACTER"):
+            return values[i + 1].text.strip("'\"").lower()
+    for i, token in enumerate(values[:-1]):
+        if token.upper == "COLLATE":
+            return values[i + 1].text.strip("'\"").lower().split("_")[0]
+    return None
 
 
 # ALTER TABLE clauses that change neither columns nor rows.

@@ -145,6 +145,9 @@ class ChangeSet:
 ChunkSink = Callable[[str, pa.Table], None]
 # Told (table key, mapped added columns) at an ADD COLUMN inside the range, before any chunk that has them.
 ColumnsAddedSink = Callable[[str, tuple[ColumnPlan, ...]], None]
+# A CREATE TABLE of a table not migrated yet: the consumer returns its selection (after creating its
+# MaxCompute tables) when the spec selects it, else None.
+TableCreatedSink = Callable[[TableSchema], "TableSelection | None"]
 
 
 # --- collecting -------------------------------------------------------------------------------------
@@ -273,6 +276,7 @@ def stream_changes(
     *,
     on_chunk: ChunkSink,
     on_columns_added: ColumnsAddedSink | None = None,
+    on_table_created: TableCreatedSink | None = None,
     chunk_rows: int = CONVERSION_BATCH_ROWS,
     buffered_rows: int | None = None,
     replica_server_id: int | None = None,
@@ -316,7 +320,8 @@ def stream_changes(
         verify_readable(conn, end, current)
         chunks = _Chunker(
             {key: _TableCollector(schema) for key, schema in tables.items()},
-            selections, spec, conn, on_chunk, on_columns_added, chunk_rows, buffered_rows or chunk_rows,
+            dict(selections), spec, conn, on_chunk, on_columns_added, chunk_rows, buffered_rows or chunk_rows,
+            on_table_created,
         )
         events = 0
         if start.key() < end.key():
@@ -348,8 +353,10 @@ class _Chunker:
         on_columns_added: ColumnsAddedSink | None,
         chunk_rows: int,
         buffered_rows: int,
+        on_table_created: TableCreatedSink | None = None,
     ):
         self.collectors = collectors
+        self.on_table_created = on_table_created
         self._selections = selections
         self._spec = spec
         self._conn = conn
@@ -363,6 +370,18 @@ class _Chunker:
     @property
     def spec(self) -> MigrationSpec:
         return self._spec
+
+    def table_created(self, schema: TableSchema) -> str | None:
+        """A new table (CREATE TABLE) starts being migrated here when the spec selects it: its collector
+        key, or None."""
+        if self.on_table_created is None:
+            return None
+        selection = self.on_table_created(schema)
+        if selection is None:
+            return None
+        self._selections[schema.name] = selection
+        self.collectors[schema.name] = _TableCollector(schema)
+        return schema.name
 
     def policy(self, action: str) -> str | None:
         """The spec's policy (``schema_changes``) for a DDL action, None for actions it has none for."""
@@ -432,7 +451,8 @@ class _Chunker:
                 self._hand_out(key, collector.take(key, self._selections[key], self._spec, self._conn))
 
 
-def _stream(endpoint: MySqlEndpoint, start: BinlogCoordinate, server_id: int, collectors: Mapping[str, Any]):
+def _stream(endpoint: MySqlEndpoint, start: BinlogCoordinate, server_id: int, collectors: Mapping[str, Any], *,
+            every_table: bool = False):
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
     from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
@@ -448,7 +468,9 @@ def _stream(endpoint: MySqlEndpoint, start: BinlogCoordinate, server_id: int, co
         log_pos=start.log_pos,
         # Name filters apply to table-map and rows events only; QueryEvents (DDL) always come through.
         only_schemas=databases or None,
-        only_tables=names or None,
+        # Following CREATE TABLE: every table's events (a new one's come after its CREATE); the reader
+        # skips the others' rows without decoding them.
+        only_tables=None if every_table else names or None,
         # Every event that can end a transaction or a file is needed to see the end coordinate.
         only_events=None,
         filter_non_implemented_events=False,
@@ -471,7 +493,7 @@ def _read_events(
 ) -> int:
     server_id = choose_replica_server_id(replica_server_id, source_server_id)
     collectors = chunks.collectors
-    stream, classes = _stream(endpoint, start, server_id, collectors)
+    stream, classes = _stream(endpoint, start, server_id, collectors, every_table=chunks.on_table_created is not None)
     query_event, rotate_event, _xid, table_map_event, write_event, update_event, delete_event = classes
     kinds = {write_event: _INSERT, delete_event: _DELETE, update_event: _UPDATE_BEFORE}
     by_name = {tuple(key.split(".", 1)): (key, c) for key, c in collectors.items()}
@@ -563,7 +585,7 @@ def _read_events(
                 if statement.lstrip()[:9].upper().startswith(_DDL_VERBS):
                     coordinate = replace(end, log_file=current_file or "", log_pos=event_start, gtid="", captured_at=0.0)
                     default_db = event.schema.decode("utf-8", "replace") if event.schema else None
-                    _apply_ddl(statement, default_db, by_lower_name, chunks, coordinate, log)
+                    _apply_ddl(statement, default_db, by_lower_name, chunks, coordinate, log, by_name)
             elif cls is table_map_event:
                 found = by_name.get((event.schema, event.table))
                 if found is not None and found[1].schema.stopped_at is None:
@@ -612,6 +634,7 @@ def _apply_ddl(
     chunks: _Chunker,
     coordinate: BinlogCoordinate,
     log: Callable[[str], None],
+    by_name: dict[tuple[str, str], tuple[str, _TableCollector]] | None = None,
 ) -> None:
     collectors = chunks.collectors
     try:
@@ -628,6 +651,13 @@ def _apply_ddl(
     for change in parsed.tables:
         database = change.database or default_db or ""
         key = by_lower_name.get((database.lower(), change.table.lower()))
+        if change.action == "create_table":
+            if key is None:
+                _follow_created_table(database, change, chunks, coordinate, log, by_lower_name, by_name)
+                continue
+            if change.if_not_exists and collectors[key].schema.stopped_at is None:
+                continue  # IF NOT EXISTS on a migrated table that exists: a no-op
+            change = replace(change, action="unsupported", reason="CREATE TABLE of a migrated table's name (re-created)")
         if key is None or change.action == "ignored" and change.default_charset is None:
             continue
         collector = collectors[key]
@@ -788,6 +818,39 @@ def _length(column: SourceColumn) -> int:
         return 0
     match = re.match(r"\w+\((\d+)\)", column.column_type)
     return int(match.group(1)) if match else 0
+
+
+def _follow_created_table(
+    database: str,
+    change: TableDDL,
+    chunks: _Chunker,
+    coordinate: BinlogCoordinate,
+    log: Callable[[str], None],
+    by_lower_name: dict[tuple[str, str], str],
+    by_name: dict[tuple[str, str], tuple[str, _TableCollector]] | None,
+) -> None:
+    """CREATE TABLE of a table not migrated yet: when the spec selects it, it is migrated from here (no
+    snapshot: it starts empty); a definition the parser cannot follow is logged, not guessed."""
+    if chunks.on_table_created is None or by_name is None:
+        return
+    created = change.created
+    if created is None:
+        log(f"WARNING CREATE TABLE {database}.{change.table} at {coordinate} is not followed ({change.reason}); if the "
+            "spec selects it, re-run the setup for it")
+        return
+    schema = TableSchema(database, change.table, (), key_columns=created.primary_key, default_charset=created.charset or "utf8mb4")
+    try:
+        for added in created.columns:
+            schema = schema.with_added_column(replace(added, first=False, after=None))  # no rows exist: no fills
+    except ValueError as exc:
+        log(f"WARNING CREATE TABLE {database}.{change.table} at {coordinate} is not followed ({exc})")
+        return
+    key = chunks.table_created(schema)
+    if key is None:
+        return
+    by_lower_name[(database.lower(), change.table.lower())] = key
+    by_name[(database, change.table)] = (key, chunks.collectors[key])
+    log(f"{key}: created at {coordinate}; migrated from its first event")
 
 
 def _unsupported_message(key: str, change: TableDDL, statement: str, coordinate: BinlogCoordinate) -> str:
