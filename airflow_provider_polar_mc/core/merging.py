@@ -303,7 +303,7 @@ class ReplicaMerger:
         if self._done is None:
             self._done = self.store.items(intervals.INTERVAL_DONE_KIND)
         chain_start = intervals.parse_interval_key(first["start"])
-        low = min((s.start_at for s in plan.steps if s.start_at is not None), default=None)
+        low = plan.steps[0].start_at  # the steps chain: the first one starts where the reading starts
         moment = intervals.next_interval_end(max(low, chain_start) if low is not None else chain_start, self.levels)
         missing = []
         while moment <= plan.through:

@@ -371,6 +371,13 @@ class _Chunker:
     def spec(self) -> MigrationSpec:
         return self._spec
 
+    def database_charset(self, database: str) -> str:
+        """The database's default character set (a CREATE TABLE without its own takes it)."""
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (database,))
+            row = cur.fetchone()
+        return str(row[0]).lower() if row and row[0] else "utf8mb4"
+
     def table_created(self, schema: TableSchema) -> str | None:
         """A new table (CREATE TABLE) starts being migrated here when the spec selects it: its collector
         key, or None."""
@@ -838,7 +845,8 @@ def _follow_created_table(
         log(f"WARNING CREATE TABLE {database}.{change.table} at {coordinate} is not followed ({change.reason}); if the "
             "spec selects it, re-run the setup for it")
         return
-    schema = TableSchema(database, change.table, (), key_columns=created.primary_key, default_charset=created.charset or "utf8mb4")
+    charset = created.charset or chunks.database_charset(database)
+    schema = TableSchema(database, change.table, (), key_columns=created.primary_key, default_charset=charset)
     try:
         for added in created.columns:
             schema = schema.with_added_column(replace(added, first=False, after=None))  # no rows exist: no fills
