@@ -37,7 +37,7 @@ from airflow_provider_polar_mc.core.selection import select_tables
 from airflow_provider_polar_mc.core.source.catalog import list_tables
 from airflow_provider_polar_mc.core.throttle import Throttle
 from airflow_provider_polar_mc.core.typemap import arrow_type_for
-from airflow_provider_polar_mc.exceptions import CheckpointConflict, UnsupportedDDL
+from airflow_provider_polar_mc.exceptions import CheckpointConflict, PolarMcError, UnsupportedDDL
 from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
 
 SCHEMA_KIND = "schema_c0"
@@ -271,8 +271,13 @@ class _PartitionWriter:
                 f"CREATE TABLE {schema.name}, which the spec selects, and schema_changes.create_table is `fail`. Fix: set "
                 "it to `follow`, or re-run the setup for it"
             )
-        plan = plan_table(spec, selection, schema.as_source_table())
-        apply_plan(spec, plan, self._loader.destination)
+        try:
+            plan = plan_table(spec, selection, schema.as_source_table())
+            outcomes = apply_plan(spec, plan, self._loader.destination)
+        except (ValueError, PolarMcError) as exc:  # a name or type MaxCompute cannot take: the others go on
+            self._loader.log(f"WARNING {schema.name} was created but is not migrated: {exc}. Fix it, then re-run the setup for it")
+            return None
+        self._loader.log(f"{schema.name}: created in MaxCompute ({', '.join(f'{o.table} {o.action}' for o in outcomes)})")
         self._by_name[schema.name] = selection
         return selection
 
