@@ -387,8 +387,8 @@ def test_add_column_first_after_and_two_in_one_alter(mysql_server):
     "statement",
     [
         "ALTER TABLE {db}.t DROP COLUMN id",
-        "ALTER TABLE {db}.t MODIFY v VARCHAR(20)",
-        "ALTER TABLE {db}.t CHANGE v w VARCHAR(20)",
+        "ALTER TABLE {db}.t MODIFY v VARCHAR(5)",
+        "ALTER TABLE {db}.t CHANGE v w TEXT NOT NULL",
         "ALTER TABLE {db}.t RENAME COLUMN id TO key_id",
         "CREATE OR REPLACE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10))",
     ],

@@ -684,8 +684,9 @@ def _apply_ddl(
                     statement,
                     coordinate,
                 )
+        # Each change is checked in full before the images before it are flushed: a DDL the batch refuses
+        # must leave nothing written (a flush opens the partition's upload).
         if change.action == "drop_columns":
-            chunks.flush(key)  # the images before it, in the schema they were written in
             schema = collector.schema
             for dropped in change.dropped:
                 if schema.column(dropped.name) is None and dropped.if_exists:
@@ -696,10 +697,10 @@ def _apply_ddl(
                     message = _unsupported_message(key, replace(change, reason=str(exc)), statement, coordinate)
                     raise UnsupportedDDL(message, statement, coordinate) from exc
                 log(f"{key}: column {dropped.name} dropped at {coordinate}; its MaxCompute column stays, later rows NULL")
+            chunks.flush(key)  # the images before it, in the schema they were written in
             collector.schema = schema
             continue
         if change.action == "rename_columns":
-            chunks.flush(key)  # the images before it, under the old names
             schema = collector.schema
             for renamed in change.renamed:
                 column = schema.column(renamed.old)
@@ -714,8 +715,9 @@ def _apply_ddl(
                 except ValueError as exc:
                     message = _unsupported_message(key, replace(change, reason=str(exc)), statement, coordinate)
                     raise UnsupportedDDL(message, statement, coordinate) from exc
-                log(f"{key}: column {renamed.old} renamed to {renamed.new} at {coordinate}; it stays in the same "
-                    "MaxCompute column")
+                log(f"{key}: column {renamed.old} {'renamed to ' + renamed.new if renamed.new != renamed.old else 'redefined'} "
+                    f"at {coordinate}; it stays in the same MaxCompute column")
+            chunks.flush(key)  # the images before it, under the old definition
             collector.schema = schema
             continue
         if change.action in ("drop_table", "rename_table"):
@@ -731,7 +733,6 @@ def _apply_ddl(
             continue
         if change.action == "unsupported":
             raise UnsupportedDDL(_unsupported_message(key, change, statement, coordinate), statement, coordinate)
-        chunks.flush(key)  # the images before the DDL, in the schema they were written in
         added_here: list[AddedColumn] = []
         schema = collector.schema
         if change.default_charset:
@@ -760,9 +761,10 @@ def _apply_ddl(
                 schema = schema.with_added_column(added, coordinate.record_id())
             except ValueError as exc:
                 raise UnsupportedDDL(f"{exc} (at {coordinate}). Statement: {statement}", statement, coordinate) from exc
-            collector.added.append(added)
             added_here.append(added)
             log(f"{key}: column {added.column.name} {added.column.column_type} added at {coordinate}")
+        chunks.flush(key)  # the images before the DDL, in the schema they were written in
+        collector.added.extend(added_here)
         collector.schema = schema
         chunks.columns_added(key, added_here)
 
