@@ -244,9 +244,11 @@ class ReplicaMerger:
         self.log(f"{target.replica_table}: merging the interval ending {key}: {plan.reason} ({len(plan.steps)} steps)")
         for step in plan.steps:
             began = time.monotonic()
-            low, high = self._record_ids(step)
-            fills = [f for f in target.fills if low <= f.record_id < high]
-            truncated = max((r for r in target.truncated_at if low <= r < high), default=None)
+            fills, truncated = [], None
+            if target.fills or target.truncated_at:  # which of them lie inside this step
+                low, high = self._record_ids(step)
+                fills = [f for f in target.fills if low <= f.record_id < high]
+                truncated = max((r for r in target.truncated_at if low <= r < high), default=None)
             run_step(self.destination, target, columns, step.start, self._log_range(step), step.into, fills, truncated)
             text = self._describe(target, step)
             result.steps.append(text)
