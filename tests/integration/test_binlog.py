@@ -603,3 +603,14 @@ def test_every_fail_policy_fails_at_its_statement_naming_the_setting(mysql_serve
         schemas = {k: v.schema_at_end for k, v in read(mysql_server, db, start, end, {"t": None}, schemas).tables.items()}
         if policy == "drop_table":
             assert schemas[f"{db}.t"].stopped_at is not None
+
+
+def test_add_column_whose_existing_values_only_the_server_knows_fails_loudly(mysql_server):
+    """Existing rows get the DDL's time, which no row event carries: the read fails naming it rather
+    than leave NULLs behind in the replica (issue 13 resynchronises such a table instead)."""
+    db = fresh_database(mysql_server, "t (id INT PRIMARY KEY)")
+    schemas = schemas_now(mysql_server, db, "t")
+    start = coordinate(mysql_server)
+    mysql_server.execute(f"ALTER TABLE {db}.t ADD COLUMN made DATETIME DEFAULT CURRENT_TIMESTAMP")
+    with pytest.raises(UnsupportedDDL, match="ADD COLUMN made .* a DEFAULT value that only the server knows"):
+        read(mysql_server, db, start, coordinate(mysql_server), {"t": None}, schemas)

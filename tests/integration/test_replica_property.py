@@ -836,15 +836,21 @@ def test_intervals_are_contiguous_and_each_change_lands_in_exactly_one_partition
 # =====================================================================================================
 
 
+def set_up(connections, server, db: str) -> dict:
+    """Schema migration and full load of ``db`` (every table), C0 "at" 1 s before interval 0."""
+    spec = make_spec(connections, db)
+    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    snapshot_before_first(spec, server)
+    FullLoadOperator(task_id="full", spec=spec).execute({})
+    return spec
+
+
 def test_add_column_with_defaults_is_followed_and_the_replica_shows_them(connections, mysql_server, big):
     """The most common DDL: columns whose existing rows get a value no row event carries (a constant
     DEFAULT, NOT NULL's implicit default). `_base` and `_log` get the columns (older rows NULL, as DTS);
     the replica shows every row as the source does: the DDL's value where the row's latest change is
     older than the DDL, in this interval (rows changed before and after it) and the next ones."""
-    spec = make_spec(connections, big)
-    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
-    snapshot_before_first(spec, mysql_server)
-    FullLoadOperator(task_id="full", spec=spec).execute({})
+    spec = set_up(connections, mysql_server, big)
     execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.big SET v = 'before the DDL' WHERE id <= 20")
     execute_at(mysql_server, inside(0, 10),
                f"ALTER TABLE {big}.big ADD COLUMN flag INT NOT NULL DEFAULT 7, "
@@ -869,84 +875,44 @@ def test_add_column_with_defaults_is_followed_and_the_replica_shows_them(connect
     assert filled == 0
 
 
-def test_add_column_whose_existing_values_only_the_server_knows_fails_loudly(connections, mysql_server, big):
-    spec = make_spec(connections, big)
-    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
-    snapshot_before_first(spec, mysql_server)
-    FullLoadOperator(task_id="full", spec=spec).execute({})
-    execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.big ADD COLUMN made DATETIME DEFAULT CURRENT_TIMESTAMP")
-    # Existing rows get the DDL's time, which no row event carries: the batch must fail loudly, not
-    # leave NULLs behind (issue 13 resynchronises such a table instead).
-    with pytest.raises(AirflowFailException, match="ADD COLUMN made .* a DEFAULT value that only the server knows"):
-        run_interval(spec, 0)
-
-
-def test_truncate_is_followed_the_replica_is_empty_from_that_change_on(connections, mysql_server, big):
-    """TRUNCATE deletes every row without row events: the merge drops the rows older than it (the
-    previous state and the interval's earlier changes) and keeps the later ones; `_base` and `_log`
-    keep what they hold."""
-    spec = make_spec(connections, big)
-    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
-    snapshot_before_first(spec, mysql_server)
-    FullLoadOperator(task_id="full", spec=spec).execute({})
-    execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.big SET v = 'before' WHERE id <= 20")
-    execute_at(mysql_server, inside(0, 10), f"TRUNCATE TABLE {big}.big")
-    execute_at(mysql_server, inside(0, 20), f"INSERT INTO {big}.big VALUES (7, 'after', 1, 1.5, '2026-01-01')")
-    execute_at(mysql_server, inside(0, 30), f"INSERT INTO {big}.big VALUES (8, 'after', 2, 2.5, '2026-01-02')")
-    execute_at(mysql_server, inside(0, 40), f"UPDATE {big}.big SET n = 3 WHERE id = 8")
-    run_interval(spec, 0)
-    assert_replicas_match(spec)
-    execute_at(mysql_server, inside(1, 10), f"INSERT INTO {big}.big VALUES (9, 'next', 9, 9.5, '2026-01-03')")
-    execute_at(mysql_server, inside(1, 20), f"DELETE FROM {big}.big WHERE id = 7")
-    run_interval(spec, 1)
-    assert_replicas_match(spec)
-    migration = load_spec(spec)
+def test_columns_dropped_renamed_and_redefined_then_the_table_truncated(connections, mysql_server, big):
+    """One table through the column DDL a batch follows, each interval checked value for value:
+    DROP COLUMN (the MaxCompute column stays: rows changed after it NULL there, the others keep their
+    value), RENAME COLUMN and CHANGE (one MaxCompute column under its original name, also when an interval
+    before the renames is run again), MODIFY widening (later rows with the new definition), TRUNCATE
+    (the replica empty from that change on), and a MODIFY that would change the MaxCompute type (the
+    batch fails naming why)."""
+    spec = set_up(connections, mysql_server, big)
     replica = f"{spec['batch_rename']['prefix']}big"
-    assert resolve.destination(migration).query(f"SELECT id FROM {replica}") in ([(8,), (9,)], [(9,), (8,)])
-
-
-def test_drop_column_is_followed_the_maxcompute_column_stays(connections, mysql_server, big):
-    """DROP COLUMN: `_base`, `_log` and the replica keep the column; rows changed after the DDL carry
-    NULL there, the others keep their last value; every column the source still has matches."""
-    spec = make_spec(connections, big)
-    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
-    snapshot_before_first(spec, mysql_server)
-    FullLoadOperator(task_id="full", spec=spec).execute({})
-    execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.big SET n = -1 WHERE id <= 5")
+    query = resolve.destination(load_spec(spec)).query
+    execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.big SET n = -1, v = 'before' WHERE id <= 5")
     execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.big DROP COLUMN n")
     execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.big SET v = 'after' WHERE id BETWEEN 3 AND 8")
-    execute_at(mysql_server, inside(0, 30), f"INSERT INTO {big}.big (id, v) VALUES (1001, 'new')")
+    execute_at(mysql_server, inside(0, 30), f"ALTER TABLE {big}.big RENAME COLUMN v TO label")
+    execute_at(mysql_server, inside(0, 40), f"UPDATE {big}.big SET label = 'renamed' WHERE id BETWEEN 8 AND 9")
     run_interval(spec, 0)
     assert_replicas_match(spec)
-    execute_at(mysql_server, inside(1, 10), f"DELETE FROM {big}.big WHERE id = 1")
+    rows = {i: (n, v) for i, n, v in query(f"SELECT id, n, v FROM {replica} WHERE id <= 10")}
+    assert rows == {1: (-1, "before"), 2: (-1, "before"), 3: (None, "after"), 4: (None, "after"), 5: (None, "after"),
+                    6: (None, "after"), 7: (None, "after"), 8: (None, "renamed"), 9: (None, "renamed"),
+                    10: (10, "seed 10")}  # fmt: skip
+    execute_at(mysql_server, inside(1, 10), f"ALTER TABLE {big}.big CHANGE COLUMN label title VARCHAR(200)")
+    execute_at(mysql_server, inside(1, 20), f"UPDATE {big}.big SET title = REPEAT('w', 150) WHERE id <= 2",
+               f"INSERT INTO {big}.big (id, title) VALUES (1001, 'renamed twice')")
     run_interval(spec, 1)
     assert_replicas_match(spec)
-    replica = f"{spec['batch_rename']['prefix']}big"
-    rows = dict(resolve.destination(load_spec(spec)).query(f"SELECT id, n FROM {replica} WHERE id <= 10 OR id = 1001"))
-    assert rows == {2: -1, 3: None, 4: None, 5: None, 6: None, 7: None, 8: None, 9: 9, 10: 10, 1001: None}
-
-
-def test_rename_column_is_followed_into_the_same_maxcompute_column(connections, mysql_server, big):
-    """RENAME COLUMN / CHANGE old new (same definition): old and new events land in one MaxCompute
-    column (its original name), also when an interval before the rename is run again afterwards."""
-    spec = make_spec(connections, big)
-    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
-    snapshot_before_first(spec, mysql_server)
-    FullLoadOperator(task_id="full", spec=spec).execute({})
-    execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.big SET v = 'before' WHERE id <= 5")
-    execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.big RENAME COLUMN v TO label")
-    execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.big SET label = 'after' WHERE id BETWEEN 3 AND 8")
-    run_interval(spec, 0)
+    run_interval(spec, 0)  # a re-run of the interval before the renames: the same columns
     assert_replicas_match(spec)
-    execute_at(mysql_server, inside(1, 10), f"ALTER TABLE {big}.big CHANGE COLUMN label title VARCHAR(24)")
-    execute_at(mysql_server, inside(1, 20), f"INSERT INTO {big}.big (id, title) VALUES (1001, 'renamed twice')")
-    run_interval(spec, 1)
+    execute_at(mysql_server, inside(2, 5), f"UPDATE {big}.big SET title = 'gone' WHERE id <= 20")
+    execute_at(mysql_server, inside(2, 10), f"TRUNCATE TABLE {big}.big")
+    execute_at(mysql_server, inside(2, 20), f"INSERT INTO {big}.big (id, title) VALUES (7, 'after'), (8, 'after')",
+               f"UPDATE {big}.big SET d = 3 WHERE id = 8")
+    run_interval(spec, 2)
     assert_replicas_match(spec)
-    run_interval(spec, 0)  # a re-run of the interval before the renames: the same column
-    assert_replicas_match(spec)
-    replica = f"{spec['batch_rename']['prefix']}big"
-    rows = dict(resolve.destination(load_spec(spec)).query(f"SELECT id, v FROM {replica} WHERE id IN (1, 4, 9, 1001)"))
-    assert rows == {1: "before", 4: "after", 9: "seed 9", 1001: "renamed twice"}
+    assert sorted(query(f"SELECT id FROM {replica}")) == [(7,), (8,)]
+    execute_at(mysql_server, inside(3, 10), f"ALTER TABLE {big}.big MODIFY d DECIMAL(30,6)")
+    with pytest.raises(AirflowFailException, match=r"(?i)changes the MaxCompute type"):
+        run_interval(spec, 3)
 
 
 @pytest.mark.parametrize(("statement", "reason"), [
@@ -958,10 +924,7 @@ def test_a_dropped_or_renamed_table_stops_and_the_others_go_on(connections, mysq
     replica keeps that state, the batch reports it, and the other tables go on."""
     mysql_server.execute(f"CREATE TABLE {big}.other (id INT PRIMARY KEY, v INT)",
                          f"INSERT INTO {big}.other VALUES (1, 1), (2, 2), (3, 3)")
-    spec = make_spec(connections, big)
-    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
-    snapshot_before_first(spec, mysql_server)
-    FullLoadOperator(task_id="full", spec=spec).execute({})
+    spec = set_up(connections, mysql_server, big)
     execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.other SET v = 20 WHERE id = 2", f"DELETE FROM {big}.other WHERE id = 3")
     execute_at(mysql_server, inside(0, 10), statement.format(db=big))
     execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.big SET v = 'after' WHERE id <= 3")
@@ -979,30 +942,10 @@ def test_a_dropped_or_renamed_table_stops_and_the_others_go_on(connections, mysq
     assert sorted(resolve.destination(load_spec(spec)).query(f"SELECT id, v FROM {replica}")) == [(1, 1), (2, 20)]
 
 
-def test_modify_column_that_keeps_every_value_is_followed(connections, mysql_server, big):
-    """MODIFY / CHANGE that widens within the same MaxCompute type (a longer VARCHAR, NOT NULL -> NULL):
-    followed, later rows decoded with the new definition; one that would change the MaxCompute type
-    or existing values fails the batch naming the statement."""
-    spec = make_spec(connections, big)
-    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
-    snapshot_before_first(spec, mysql_server)
-    FullLoadOperator(task_id="full", spec=spec).execute({})
-    execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.big MODIFY v VARCHAR(200), CHANGE COLUMN n n INT NULL")
-    execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.big SET v = REPEAT('w', 150) WHERE id <= 3")
-    run_interval(spec, 0)
-    assert_replicas_match(spec)
-    execute_at(mysql_server, inside(1, 10), f"ALTER TABLE {big}.big MODIFY n BIGINT")
-    with pytest.raises(AirflowFailException, match=r"(?i)changes the MaxCompute type .*INT -> BIGINT"):
-        run_interval(spec, 1)
-
-
 def test_a_table_created_in_a_migrated_database_is_migrated_from_its_first_event(connections, mysql_server, big):
     """`tables: all`: CREATE TABLE of a new table creates its `_base` (empty) and `_log` and migrates it
     from there; CREATE ... SELECT (rows no row event carries) is not followed and nothing else stops."""
-    spec = make_spec(connections, big)
-    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
-    snapshot_before_first(spec, mysql_server)
-    FullLoadOperator(task_id="full", spec=spec).execute({})
+    spec = set_up(connections, mysql_server, big)
     execute_at(mysql_server, inside(0, 10), f"CREATE TABLE {big}.fresh (id INT NOT NULL, code VARCHAR(8) NOT NULL, "
                "note TEXT, amount DECIMAL(8,2) DEFAULT 1.00, PRIMARY KEY (id, code), KEY (note(4))) DEFAULT CHARSET=utf8mb4")
     execute_at(mysql_server, inside(0, 20), f"INSERT INTO {big}.fresh (id, code, note) VALUES (1, 'a', 'x'), (2, 'b', NULL)")

@@ -171,7 +171,7 @@ def create_tables(server, db: str) -> list[Table]:
     return [a, b]
 
 
-@settings(max_examples=int(os.environ.get("POLAR_MC_DDL_EXAMPLES", "5")), deadline=None, derandomize=True, database=None,
+@settings(max_examples=int(os.environ.get("POLAR_MC_DDL_EXAMPLES", "4")), deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
 @given(data=st.data())
 def test_random_dml_and_ddl_of_every_followed_kind_keep_the_replica_equal_to_the_source(connections, mysql_server,

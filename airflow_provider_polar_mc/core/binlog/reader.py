@@ -459,13 +459,13 @@ class _Chunker:
 
 
 def _stream(endpoint: MySqlEndpoint, start: BinlogCoordinate, server_id: int, collectors: Mapping[str, Any], *,
-            every_table: bool = False):
+            every_table: bool = False, also: Sequence[str] = ()):
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
     from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
     databases = sorted({key.split(".", 1)[0] for key in collectors})
-    names = sorted({key.split(".", 1)[1] for key in collectors})
+    names = sorted({key.split(".", 1)[1] for key in collectors} | set(also))
     return BinLogStreamReader(
         connection_settings=endpoint.replication_settings(),
         server_id=server_id,
@@ -475,8 +475,9 @@ def _stream(endpoint: MySqlEndpoint, start: BinlogCoordinate, server_id: int, co
         log_pos=start.log_pos,
         # Name filters apply to table-map and rows events only; QueryEvents (DDL) always come through.
         only_schemas=databases or None,
-        # Following CREATE TABLE: every table's events (a new one's come after its CREATE); the reader
-        # skips the others' rows without decoding them.
+        # Following CREATE TABLE under `tables: all`: every table's events (a new one's come after its
+        # CREATE); the reader skips the others' rows without decoding them. Listed tables not created
+        # yet are in ``also``.
         only_tables=None if every_table else names or None,
         # Every event that can end a transaction or a file is needed to see the end coordinate.
         only_events=None,
@@ -500,7 +501,11 @@ def _read_events(
 ) -> int:
     server_id = choose_replica_server_id(replica_server_id, source_server_id)
     collectors = chunks.collectors
-    stream, classes = _stream(endpoint, start, server_id, collectors, every_table=chunks.on_table_created is not None)
+    spec = chunks.spec
+    follows_creates = chunks.on_table_created is not None and spec.schema_changes.create_table == "follow"
+    every_table = follows_creates and any(o.all_tables for o in spec.objects)
+    listed = [t.name for o in spec.objects if not o.all_tables for t in o.tables] if follows_creates else []
+    stream, classes = _stream(endpoint, start, server_id, collectors, every_table=every_table, also=listed)
     query_event, rotate_event, _xid, table_map_event, write_event, update_event, delete_event = classes
     kinds = {write_event: _INSERT, delete_event: _DELETE, update_event: _UPDATE_BEFORE}
     by_name = {tuple(key.split(".", 1)): (key, c) for key, c in collectors.items()}
