@@ -233,9 +233,12 @@ class ReplicaMerger:
         marker = None
         if existed and state is not None and state.get("base_load") == base_load:
             marker = intervals.parse_interval_key(state["through"])
+        # The snapshots held matter only when the merge rebuilds (the next interval in line never reads
+        # them): listed only then, sparing every ordinary merge a round trip.
+        rebuilds = self.full or marker is None or marker >= end
         held = (
             [p[SNAPSHOT_PARTITION_COLUMN] for p in self.destination.partitions(target.snapshot_table)]
-            if self.unit and target.snapshot_table
+            if rebuilds and self.unit and target.snapshot_table
             else []
         )
         plan = plan_merge(end, self.levels, marker=marker, full=self.full, unit=self.unit if target.snapshot_table else None, snapshots=held)
