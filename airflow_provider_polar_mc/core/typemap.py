@@ -3,8 +3,9 @@
 Input is what ``information_schema.COLUMNS`` reports for a column (``DATA_TYPE``, ``COLUMN_TYPE``,
 ``NUMERIC_PRECISION``, ``NUMERIC_SCALE``, ``DATETIME_PRECISION``, ``CHARACTER_SET_NAME``); output is a
 :class:`MappedType`: the MaxCompute type for the DDL, the source ``COLUMN_TYPE`` for the column comment
-(so the original type stays visible in MaxCompute), and the Arrow type the Tunnel writer expects
-(pyodps's ``odps.tunnel.io.types`` mapping), which both the full load and the binlog path convert to.
+(so the original type stays visible in MaxCompute), and the Arrow type both the full load and the binlog
+path convert to: pyodps's ``odps.tunnel.io.types`` mapping, except that TIMESTAMP_NTZ is held at
+microseconds so that its whole range fits (the uploader chooses the wire form, core/destination/upload.py).
 
 Rules worth knowing (the full table is ``TYPE_MAPPING_ROWS``, rendered in docs/spec.md):
 
@@ -14,12 +15,12 @@ Rules worth knowing (the full table is ``TYPE_MAPPING_ROWS``, rendered in docs/s
 * ``DECIMAL(p,s)`` keeps its exact type while MaxCompute allows it (p <= 38 and s <= 18); otherwise it
   becomes ``STRING`` holding the exact decimal text, never a rounded DOUBLE.
 * ``DATETIME(fsp)`` is a wall-clock value with up to microseconds: it maps to ``TIMESTAMP_NTZ``, which
-  keeps microseconds and is never shifted by a client's time zone. ``datetime_type: datetime`` gives
-  DTS's ``DATETIME`` instead (milliseconds; the precheck warns when fsp > 3 because the fraction is
-  truncated). ``TIMESTAMP(fsp)`` is an instant and maps to ``TIMESTAMP`` (read in UTC sessions).
-  pyodps writes both TIMESTAMP kinds as Arrow ``timestamp('ns')``, whose range is 1677-09-21 ..
-  2262-04-11: DATETIME values outside it cannot be uploaded as TIMESTAMP_NTZ (the loaders must
-  report them; ``datetime_type: datetime`` has no such limit).
+  keeps microseconds over MaxCompute's 0001..9999 and is never shifted by a client's time zone, so
+  every DATETIME value, ``1000-01-01 00:00:00.000001`` and ``9999-12-31 23:59:59.999999`` included,
+  arrives exactly (docs/lossless-types.md: blocks holding values outside the Arrow tunnel's
+  1677..2262 go as records). ``datetime_type: datetime`` gives DTS's ``DATETIME`` instead, an explicit
+  lossy choice (milliseconds; the precheck warns when fsp > 3 because the fraction is truncated).
+  ``TIMESTAMP(fsp)`` is an instant and maps to ``TIMESTAMP`` (read in UTC sessions).
 * ``TIME`` is a duration up to +-838:59:59.999999, not a time of day: it becomes the text
   ``[-]HHH:MM:SS[.ffffff]`` (hours zero-padded to at least two digits, the fraction to the column's fsp).
 * ``BIT(1)`` is a flag -> ``BOOLEAN``; ``BIT(2..63)`` -> ``BIGINT``; ``BIT(64)`` -> ``DECIMAL(20,0)``
@@ -137,7 +138,7 @@ class MappedType:
     """A source column's MaxCompute type.
 
     ``comment`` is the source COLUMN_TYPE (put it in the column comment); ``arrow_type`` is what the
-    Tunnel writer expects for ``mc_type``; ``precision_loss`` says what the mapping cannot keep (None
+    converted values carry for ``mc_type`` (:func:`arrow_type_for`); ``precision_loss`` says what the mapping cannot keep (None
     when nothing is lost), for the precheck to warn about.
     """
 
@@ -259,12 +260,15 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "DATE": pa.date32(),
     "DATETIME": pa.timestamp("ms"),
     "TIMESTAMP": pa.timestamp("ns"),
-    "TIMESTAMP_NTZ": pa.timestamp("ns"),
+    # pyodps's wire type is timestamp('ns') (1677..2262 only); the provider's arrays keep microseconds
+    # and the uploader sends a block that leaves that window as records (core/destination/upload.py).
+    "TIMESTAMP_NTZ": pa.timestamp("us"),
 }
 
 
 def arrow_type_for(mc_type: str) -> pa.DataType:
-    """The Arrow type pyodps's Tunnel writer uses for a MaxCompute type (``DECIMAL(p,s)`` included)."""
+    """The Arrow type the provider's arrays carry for a MaxCompute type (``DECIMAL(p,s)`` included):
+    pyodps's Tunnel writer type, except TIMESTAMP_NTZ at microseconds."""
     normalized = mc_type.strip().upper()
     decimal = re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", normalized)
     if decimal:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from odps import options as odps_options
 
-from airflow_provider_polar_mc.core import intervals
+from airflow_provider_polar_mc.core import intervals, sqltext, values
 from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
@@ -72,15 +72,22 @@ def compare_table(loader: FullLoader, plan: TablePlan, destination_table: str) -
     source_rows = {
         tuple(_normalise(row[k]) for k in key): {c: _normalise(row[c]) for c in columns} for row in source_table.to_pylist()
     }
-    odps = loader.destination.odps
-    # pyodps refuses to read timestamps before 1928 unless told (DatetimeOverflowError); DATETIME(6)
-    # values from 1677 on are valid data here, so reading them back must not fail.
+    # pyodps refuses to read timestamps before 1928 unless told (DatetimeOverflowError); DATETIME
+    # values from year 1 on are valid data here, so reading them back must not fail.
     odps_options.allow_antique_date = True
-    table = odps.get_table(destination_table, project=loader.destination.project)
+    # TIMESTAMP_NTZ is read as its text: pyodps's readers turn it into pandas nanosecond Timestamps,
+    # which cannot hold MySQL's 1000..1677 and 2262..9999 (README "Reading the replica").
+    wall_clocks = {c.destination for c in plan.columns if c.mapped.mc_type.upper() == "TIMESTAMP_NTZ"}
+    select = ", ".join(
+        f"CAST({sqltext.quote_mc_name(c)} AS STRING) AS {sqltext.quote_mc_name(c)}" if c in wall_clocks
+        else sqltext.quote_mc_name(c)
+        for c in columns
+    )  # fmt: skip
+    instance = loader.destination.execute(f"SELECT {select} FROM {sqltext.quote_mc_name(destination_table)}")
     dest_rows: dict[tuple, dict[str, Any]] = {}
-    with table.open_reader() as reader:
+    with instance.open_reader(tunnel=True, limit=False) as reader:
         for record in reader:
-            row = {c: _normalise(record[c]) for c in columns}
+            row = {c: values.wall_clock_from_text(record[c]) if c in wall_clocks else _normalise(record[c]) for c in columns}
             dest_rows[tuple(row[k] for k in key)] = row
     result = TableComparison(plan.selection.source_name, destination_table, len(source_rows), len(dest_rows))
     result.missing = sorted((k for k in source_rows if k not in dest_rows), key=repr)

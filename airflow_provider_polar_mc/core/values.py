@@ -42,11 +42,11 @@ Time zones and ranges (pyodps 0.13.2's Arrow writer, ``odps/tunnel/io/writer.py`
 * The Tunnel's Arrow form of TIMESTAMP / TIMESTAMP_NTZ is ``timestamp('ns')``: 1677-09-21 ..
   2262-04-11. The writer also accepts ``struct<sec: int64, nano: int32>`` but converts it to
   nanoseconds with an unchecked multiply, so an out-of-range value silently wraps to a wrong date:
-  never hand it structs. DATETIME values outside the range (``9999-12-31 23:59:59.999999``, the
-  common "forever" sentinel, ``1000-01-01``) therefore cannot be uploaded as TIMESTAMP_NTZ through
-  the Arrow writer: they become NULL, counted under ``timestamp_out_of_range`` (the precheck /
-  loader should report them; ``datetime_type: datetime`` keeps them, at millisecond precision, and
-  pyodps's record (protobuf) writer could carry them exactly). MySQL TIMESTAMP (1970..2038) always fits.
+  never hand it structs. TIMESTAMP_NTZ arrays are therefore naive ``timestamp('us')``, which holds
+  MaxCompute's whole 0001..9999 range (``9999-12-31 23:59:59.999999``, the common "forever"
+  sentinel, and ``1000-01-01``): the uploader sends a block holding a value outside the Arrow
+  window through the record (protobuf) format, which carries seconds + nanoseconds
+  (core/destination/upload.py, docs/lossless-types.md). MySQL TIMESTAMP (1970..2038) always fits.
 
 mysql-replication 1.0.17 quirks compensated here
 ------------------------------------------------
@@ -75,7 +75,6 @@ from airflow_provider_polar_mc.core import sqltext
 from airflow_provider_polar_mc.core.model import ColumnPlan
 
 ZERO_DATE = "zero_date"
-TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
 INVALID_JSON = "invalid_json"
 # The none_sources entry of a JSON column whose document is JSON null (not SQL NULL): set by the
 # provider's row decoder (core/binlog/rows_decoder.py), converted to the text ``null``.
@@ -96,9 +95,6 @@ _SPATIAL = frozenset({
     "geometrycollection", "geomcollection",
 })  # fmt: skip
 
-# timestamp('ns') holds int64 nanoseconds: the microsecond values whose * 1000 still fits.
-_MAX_NS_RANGE_MICROS = (2**63 - 1) // 1000
-_MIN_NS_RANGE_MICROS = -(2**63) // 1000 + 1
 _EPOCH = dt.datetime(1970, 1, 1)
 # Year 0, month 0 or day 0 in MySQL's 'YYYY-MM-DD...' text.
 _ZERO_IN_DATE_PATTERN = r"^(0000-|\d{4}-00-|\d{4}-\d{2}-00)"
@@ -146,9 +142,9 @@ def value_kind(plan: ColumnPlan) -> str:
 
 
 def destination_arrow_type(plan: ColumnPlan) -> pa.DataType:
-    """The Arrow type both converters produce for ``plan``: the writer's type for the MaxCompute
-    type, except that TIMESTAMP and DATETIME are UTC-aware so the writer does not shift them by the
-    worker's local time zone."""
+    """The Arrow type both converters produce for ``plan``: :func:`typemap.arrow_type_for` of the
+    MaxCompute type (TIMESTAMP_NTZ naive at microseconds), except that TIMESTAMP and DATETIME are
+    UTC-aware so the writer does not shift them by the worker's local time zone."""
     mc_type = plan.mapped.mc_type.upper()
     if mc_type == "TIMESTAMP":
         return pa.timestamp("ns", tz="UTC")
@@ -265,24 +261,32 @@ def _timestamp_to_destination(plan: ColumnPlan, micros: pa.Array, warnings: dict
         # MaxCompute DATETIME keeps milliseconds: drop the finer digits (floor, also before 1970).
         millis = pc.floor_temporal(micros, unit="millisecond").cast(pa.timestamp("ms"))
         return ConvertedColumn(millis.cast(pa.timestamp("ms", tz=target.tz)), warnings)
-    as_int = micros.cast(pa.int64())
-    outside = pc.fill_null(
-        pc.or_(pc.greater(as_int, _MAX_NS_RANGE_MICROS), pc.less(as_int, _MIN_NS_RANGE_MICROS)), False
-    )
-    out_of_range = pc.sum(outside).as_py() or 0
-    if out_of_range:
-        micros = pc.if_else(outside, pa.scalar(None, micros.type), micros)
-        _count(warnings, TIMESTAMP_OUT_OF_RANGE, out_of_range)
-    nanos = micros.cast(pa.timestamp("ns"))
-    return ConvertedColumn(nanos.cast(target) if target.tz else nanos, warnings)
+    if target == micros.type:  # TIMESTAMP_NTZ: every value kept, whatever its year
+        return ConvertedColumn(micros, warnings)
+    # TIMESTAMP: MySQL's 1970..2038 always fits int64 nanoseconds (a safe cast would raise otherwise).
+    return ConvertedColumn(micros.cast(pa.timestamp("ns")).cast(target), warnings)
 
 
 def timestamps_to_destination(plan: ColumnPlan, micros: pa.Array, warnings: dict[str, int]) -> ConvertedColumn:
     """Finish a DATETIME / TIMESTAMP column the way :func:`convert_binlog_values` does: naive wall-clock
     ``timestamp('us')`` values (UTC for TIMESTAMP; zero dates already NULL and counted in ``warnings``)
-    -> the destination type, values outside ``timestamp('ns')`` NULL and counted. For decoders that
+    -> the destination type. For decoders that
     produce the microseconds themselves (core/binlog/rows_decoder.py)."""
     return _timestamp_to_destination(plan, micros, warnings)
+
+
+def wall_clock_from_text(text: str | None) -> dt.datetime | None:
+    """A TIMESTAMP_NTZ read back as MaxCompute's text (``CAST(c AS STRING)``, ``YYYY-MM-DD
+    HH:MM:SS[.f...]`` with up to nine fraction digits) -> a naive datetime at microseconds. The text
+    is the one form every reader carries over 0001..9999 (pyodps's readers build pandas nanosecond
+    Timestamps, which end in 2262: README "Reading the replica")."""
+    if text is None:
+        return None
+    whole, _, fraction = text.strip().partition(".")
+    value = dt.datetime.strptime(whole, "%Y-%m-%d %H:%M:%S")
+    if fraction:
+        value = value.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    return value
 
 
 def canonical_json(document: Any) -> str:

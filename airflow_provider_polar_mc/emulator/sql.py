@@ -112,10 +112,10 @@ def _as_maxcompute_arrow(table: pa.Table, columns: list[Column]) -> pa.Table:
     """Give every result column the Arrow type pyodps expects for its MaxCompute type, named as MaxCompute names it."""
     arrays = []
     for array, column in zip(table.columns, columns, strict=True):
-        target = column.type.arrow
+        target = column.type.stored_arrow
         if array.type != target:
-            # DuckDB timestamps are microseconds; DATETIME is milliseconds, so sub-millisecond digits go.
-            truncating = pa.types.is_timestamp(target)
+            # DATETIME is milliseconds: sub-millisecond digits of a DuckDB expression go.
+            truncating = pa.types.is_timestamp(target) and target.unit == "ms"
             array = array.cast(target, safe=not truncating)
         arrays.append(array)
     return pa.Table.from_arrays(arrays, names=[c.name for c in columns])

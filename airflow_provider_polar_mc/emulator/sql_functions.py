@@ -110,11 +110,16 @@ def _as_timestamp(value: exp.Expression) -> exp.Expression:
     return _cast(value, "TIMESTAMP")
 
 
+def _as_datetime(value: exp.Expression) -> exp.Expression:
+    # A DATETIME result: DuckDB's TIMESTAMP_MS (its TIMESTAMP is how TIMESTAMP_NTZ is stored).
+    return _cast(value, "TIMESTAMP_MS")
+
+
 def _dateadd(args: Args) -> exp.Expression:
     _arity("DATEADD", args, 3)
     part = _date_part("DATEADD", args[2])
     delta = _call(f"to_{part}s", _cast(args[1], "INTEGER" if part != "second" else "DOUBLE"))
-    return exp.Paren(this=exp.Add(this=_as_timestamp(args[0]), expression=delta))
+    return _as_datetime(exp.Paren(this=exp.Add(this=_as_timestamp(args[0]), expression=delta)))
 
 
 def _datediff(args: Args) -> exp.Expression:
@@ -125,7 +130,7 @@ def _datediff(args: Args) -> exp.Expression:
 
 def _datetrunc(args: Args) -> exp.Expression:
     _arity("DATETRUNC", args, 2)
-    return _call("date_trunc", exp.Literal.string(_date_part("DATETRUNC", args[1])), _as_timestamp(args[0]))
+    return _as_datetime(_call("date_trunc", exp.Literal.string(_date_part("DATETRUNC", args[1])), _as_timestamp(args[0])))
 
 
 def _datepart(args: Args) -> exp.Expression:
@@ -162,7 +167,7 @@ def _to_date(args: Args) -> exp.Expression:
         return _cast(args[0], "DATE")
     # With a format MaxCompute returns a DATETIME.
     fmt = _strftime_format("TO_DATE", args[1], _MC_FORMAT, fold=True)
-    return _call("strptime", args[0], exp.Literal.string(fmt))
+    return _as_datetime(_call("strptime", args[0], exp.Literal.string(fmt)))
 
 
 def _unix_timestamp(args: Args) -> exp.Expression:
@@ -174,7 +179,7 @@ def _from_unixtime(args: Args) -> exp.Expression:
     _arity("FROM_UNIXTIME", args, 1)
     micros = exp.Mul(this=_cast(args[0], "BIGINT"), expression=_cast(exp.Literal.number(1_000_000), "BIGINT"))
     # DATETIME has millisecond precision; values are naive UTC like everything the emulator stores.
-    return _cast(_call("make_timestamp", micros), "TIMESTAMP")
+    return _as_datetime(_call("make_timestamp", micros))
 
 
 # -- strings and conditionals ------------------------------------------------------------------
@@ -318,7 +323,7 @@ def translate_function(node: exp.Anonymous, now: datetime) -> exp.Expression:
 
 
 def now_literal(now: datetime) -> exp.Expression:
-    return _cast(exp.Literal.string(now.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]), "TIMESTAMP")
+    return _as_datetime(exp.Literal.string(now.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]))
 
 
 def today_literal(now: datetime) -> exp.Expression:

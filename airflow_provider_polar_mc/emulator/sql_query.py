@@ -139,7 +139,8 @@ _RESULT_TYPES = {
     "VARCHAR": "STRING",
     "BLOB": "BINARY",
     "DATE": "DATE",
-    "TIMESTAMP": "DATETIME",
+    "TIMESTAMP_MS": "DATETIME",
+    "TIMESTAMP": "TIMESTAMP_NTZ",
     "TIMESTAMP_NS": "TIMESTAMP",
 }
 # DuckDB types MaxCompute has no direct equivalent for, cast to the type MaxCompute would report.
@@ -150,7 +151,6 @@ _RESULT_CASTS = {
     "UINTEGER": "BIGINT",
     "USMALLINT": "INT",
     "UTINYINT": "SMALLINT",
-    "TIMESTAMP_MS": "DATETIME",
     "TIMESTAMP_S": "DATETIME",
     '"NULL"': "STRING",  # SELECT NULL
     "NULL": "STRING",

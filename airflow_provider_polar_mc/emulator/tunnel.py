@@ -590,9 +590,10 @@ class TunnelService:
             # pyodps's Arrow reader lays the selected columns out in table order, whatever the request order
             wanted = set(requested)
             columns = [c for c in session.columns if c.name in wanted]
-            piece = cast_to_columns(rows.select([c.name for c in columns]), columns)
-            if timestamps_as_structs:
-                piece = timestamps_as_struct(piece)
+            piece = rows.select([c.name for c in columns])
+            # the instance tunnel's struct<sec, nano> carries every stored timestamp; the table
+            # tunnel's timestamp(ns) does not (cast_to_columns refuses what it cannot carry)
+            piece = timestamps_as_struct(piece) if timestamps_as_structs else cast_to_columns(piece, columns)
             body: Iterator[bytes] = encode_arrow_stream(piece.to_batches(max_chunksize=65536))
         else:
             # the record reader numbers fields by position in the requested column list
@@ -620,5 +621,5 @@ class TunnelService:
         )
         if limit >= 0:
             rows = rows.slice(0, limit)
-        rows = timestamps_as_struct(cast_to_columns(rows, columns))
+        rows = timestamps_as_struct(rows)
         return Response(200, {"Content-Type": _OCTETS}, encode_ipc_stream(rows.to_batches(), rows.schema))

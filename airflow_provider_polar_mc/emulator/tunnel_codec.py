@@ -413,7 +413,7 @@ def decode_record_block(data: bytes, columns: Sequence[Column]) -> pa.Table:
             nanos = _unzigzag(read_varint())
             record_crc_input += _PACK_LONG(seconds)
             record_crc_input += _PACK_INT(nanos)
-            value = seconds * 1_000_000_000 + nanos
+            value = _stored_timestamp(seconds, nanos, types[index], columns[index].name)
         else:
             raw_bytes = read_bytes()
             record_crc_input += raw_bytes
@@ -428,10 +428,42 @@ def decode_record_block(data: bytes, columns: Sequence[Column]) -> pa.Table:
                     value = _to_decimal(value, types[index])
         row[index] = value
 
-    arrays = [pa.array(values[i], type=types[i].arrow) for i in range(n_columns)]
+    arrays = [pa.array(values[i], type=types[i].stored_arrow) for i in range(n_columns)]
     table = pa.Table.from_arrays(arrays, names=[c.name for c in columns])
     check_values(table, columns)
     return table
+
+
+# MaxCompute's TIMESTAMP / TIMESTAMP_NTZ range: 0001-01-01 00:00:00 .. 9999-12-31 23:59:59.999999999.
+_MIN_TIMESTAMP_SECONDS = -62135596800
+_MAX_TIMESTAMP_SECONDS = 253402300799
+_NS_PER_SECOND = 1_000_000_000
+
+
+def _stored_timestamp(seconds: int, nanos: int, mctype: MCType, column: str) -> int:
+    """A record-format timestamp (seconds, nanoseconds) as the integer of the stored Arrow unit.
+
+    The record format carries MaxCompute's whole range; the emulator stores TIMESTAMP_NTZ at
+    microseconds (refusing finer digits rather than dropping them) and TIMESTAMP at nanoseconds
+    (refusing what falls outside int64 nanoseconds, 1677..2262, rather than wrapping).
+    """
+    if not 0 <= nanos < _NS_PER_SECOND:
+        raise TunnelFormatError(f"nanoseconds {nanos} outside 0..999999999 in column {column}")
+    if not _MIN_TIMESTAMP_SECONDS <= seconds <= _MAX_TIMESTAMP_SECONDS:
+        raise TunnelFormatError(f"{mctype} value of {seconds} seconds outside 0001..9999 in column {column}")
+    if mctype.name == "TIMESTAMP_NTZ":
+        if nanos % 1000:
+            raise TunnelFormatError(
+                f"TIMESTAMP_NTZ value with {nanos} nanoseconds in column {column}: the emulator keeps microseconds"
+            )
+        return seconds * 1_000_000 + nanos // 1000
+    value = seconds * _NS_PER_SECOND + nanos
+    if not -(2**63) <= value < 2**63:
+        raise TunnelFormatError(
+            f"TIMESTAMP value outside 1677-09-21 .. 2262-04-11 in column {column}: the emulator stores "
+            "TIMESTAMP as int64 nanoseconds"
+        )
+    return value
 
 
 def check_values(table: pa.Table, columns: Sequence[Column]) -> None:
@@ -450,7 +482,11 @@ def check_values(table: pa.Table, columns: Sequence[Column]) -> None:
 def _python_values(array: pa.ChunkedArray | pa.Array, mctype: MCType) -> list:
     """Column values in the shape the record encoder writes (ints for times and dates)."""
     name = mctype.name
-    if name in ("DATETIME", "TIMESTAMP", "TIMESTAMP_NTZ"):
+    if name in ("TIMESTAMP", "TIMESTAMP_NTZ"):
+        # integer nanoseconds in Python ints: TIMESTAMP_NTZ's microseconds reach beyond int64 ns
+        per_unit = {"s": 10**9, "ms": 10**6, "us": 1000, "ns": 1}[array.type.unit]
+        return [None if v is None else v * per_unit for v in array.cast(pa.int64()).to_pylist()]
+    if name == "DATETIME":
         return array.cast(pa.int64()).to_pylist()
     if name == "DATE":
         return array.cast(pa.int32()).to_pylist()
@@ -579,16 +615,16 @@ def _unframe_arrow_chunks(data: bytes) -> list[memoryview]:
 
 
 def decode_arrow_block(data: bytes, columns: Sequence[Column]) -> pa.Table:
-    """Decode one uploaded block in the Arrow tunnel format into a table of ``columns``.
+    """Decode one uploaded block in the Arrow tunnel format into a table of ``columns`` (stored types).
 
-    The record batches carry no schema of their own: they are read with the Arrow types of the
-    session's columns (:func:`arrow_schema`) and fully validated; a client sending other types or
+    The record batches carry no schema of their own: they are read with the wire types of the
+    session's columns (:func:`wire_schema`) and fully validated; a client sending other types or
     malformed buffers is rejected.
     """
     # Uploads are read with the DECLARED types, as the service reads them: pyodps 0.13.2 sends
     # DECIMAL(p,0) rescaled to scale 18 (its bug; the provider patches it to send scale 0), and an
     # unpatched client's scale-0 decimals therefore arrive out of range and are rejected, not stored wrong.
-    schema = arrow_schema(columns)
+    schema = wire_schema(columns)
     pieces = _unframe_arrow_chunks(data)
     payload = pieces[0] if len(pieces) == 1 else b"".join(pieces)
     batches: list[pa.RecordBatch] = []
@@ -609,7 +645,25 @@ def decode_arrow_block(data: bytes, columns: Sequence[Column]) -> pa.Table:
             except (OSError, pa.ArrowException) as exc:
                 raise TunnelFormatError(f"record batch does not match the session schema: {exc}") from exc
             batches.append(batch)
-    return cast_to_columns(pa.Table.from_batches(batches, schema=schema), columns)
+    return _wire_to_stored(pa.Table.from_batches(batches, schema=schema), columns)
+
+
+def _wire_to_stored(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
+    """An uploaded block at the wire types -> the stored types (TIMESTAMP_NTZ to microseconds)."""
+    arrays = []
+    for array, column in zip(table.columns, columns, strict=True):
+        target = column.type.stored_arrow
+        if array.type != target:
+            nanos = array.cast(pa.int64())
+            # divide() truncates toward zero, so the remainder is 0 exactly for whole microseconds
+            remainder = pc.subtract(nanos, pc.multiply(pc.divide(nanos, 1000), 1000))
+            if pc.any(pc.fill_null(pc.not_equal(remainder, 0), False)).as_py():
+                raise TunnelFormatError(
+                    f"{column.type} value with nanoseconds in column {column.name}: the emulator keeps microseconds"
+                )
+            array = array.cast(target)
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, schema=stored_schema(columns))
 
 
 def encode_arrow_stream(
@@ -653,9 +707,14 @@ def encode_ipc_stream(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> b
 TIMESTAMP_STRUCT = pa.struct([("sec", pa.int64()), ("nano", pa.int32())])
 
 
-def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
-    """The Arrow schema of these columns in the emulator (blocks, snapshots, storage writes)."""
+def wire_schema(columns: Sequence[Column]) -> pa.Schema:
+    """The Arrow schema of these columns on the table tunnel's wire (pyodps's types)."""
     return pa.schema([pa.field(c.name, c.type.arrow) for c in columns])
+
+
+def stored_schema(columns: Sequence[Column]) -> pa.Schema:
+    """The Arrow schema the emulator holds these columns in (blocks, snapshots, query results)."""
+    return pa.schema([pa.field(c.name, c.type.stored_arrow) for c in columns])
 
 
 # pyodps 0.13.2 maps DECIMAL(p, 0) to decimal128(p, 18) ("scale or 18") and casts unsafely, which
@@ -664,26 +723,40 @@ def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
 
 
 def cast_to_columns(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
-    """Cast a table to the Arrow types of ``columns`` (the types on the wire in both directions),
-    refusing any loss of value."""
-    target = arrow_schema(columns)
+    """Cast a table at the stored types to the table tunnel's wire types of ``columns``, refusing
+    any loss of value: a TIMESTAMP_NTZ value outside the wire's nanosecond range (1677-09-21 ..
+    2262-04-11) is an error naming the column and the ways that carry it (the record reader, or
+    SQL's CAST to STRING), never a wrapped date. The service's own behaviour for such values on
+    the Arrow tunnel is not documented; refusing is the emulator's choice (docs/lossless-types.md)."""
+    target = wire_schema(columns)
     if table.schema == target:
         return table
-    try:
-        return table.cast(target)
-    except pa.ArrowInvalid as exc:
-        raise TunnelFormatError(
-            f"values do not fit the columns' Arrow types ({exc}); note that an unpatched pyodps 0.13 sends "
-            "DECIMAL(p,0) rescaled to scale 18, out of range for the column"
-        ) from exc
+    arrays = []
+    for array, field in zip(table.columns, target, strict=True):
+        if array.type != field.type:
+            try:
+                array = array.cast(field.type)
+            except pa.ArrowInvalid as exc:
+                if pa.types.is_timestamp(field.type):
+                    raise TunnelFormatError(
+                        f"column {field.name} holds a value outside 1677-09-21 .. 2262-04-11, which the Arrow "
+                        "tunnel's timestamp(ns) cannot carry; read it with the record reader (open_record_reader) "
+                        "or as SQL CAST(... AS STRING)"
+                    ) from exc
+                raise TunnelFormatError(
+                    f"values do not fit the columns' Arrow types ({exc}); note that an unpatched pyodps 0.13 "
+                    "sends DECIMAL(p,0) rescaled to scale 18, out of range for the column"
+                ) from exc
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, schema=target)
 
 
 def conform_table(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
-    """Select ``columns`` from ``table`` (by name) and cast them to the tunnel's Arrow types.
+    """Select ``columns`` from ``table`` (by name) and cast them to the stored Arrow types.
 
-    Storage returns DuckDB's types (e.g. microsecond timestamps for DATETIME); the wire wants
-    pyodps's (milliseconds). DATETIME has millisecond precision in MaxCompute, so finer digits a
-    SQL expression may have produced are truncated, not rejected.
+    Storage and queries return DuckDB's types (e.g. microsecond timestamps from a DATETIME
+    expression); DATETIME has millisecond precision in MaxCompute, so finer digits a SQL
+    expression may have produced are truncated, not rejected.
     """
     by_name = {name.lower(): i for i, name in enumerate(table.column_names)}
     arrays = []
@@ -691,27 +764,32 @@ def conform_table(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
         if column.name.lower() not in by_name:
             raise KeyError(f"column {column.name!r} missing from the result")
         array = table.column(by_name[column.name.lower()])
-        target = column.type.arrow
+        target = column.type.stored_arrow
         if array.type != target:
-            array = array.cast(target, safe=not pa.types.is_timestamp(target))
+            truncating = pa.types.is_timestamp(target) and target.unit == "ms"
+            array = array.cast(target, safe=not truncating)
         arrays.append(array)
-    return pa.Table.from_arrays(arrays, schema=arrow_schema(columns))
+    return pa.Table.from_arrays(arrays, schema=stored_schema(columns))
 
 
 def timestamps_as_struct(table: pa.Table) -> pa.Table:
-    """Replace nanosecond timestamp columns with ``struct<sec, nano>``, the instance tunnel's wire form."""
+    """Replace TIMESTAMP / TIMESTAMP_NTZ columns (nanoseconds, or microseconds as TIMESTAMP_NTZ is
+    stored) with ``struct<sec, nano>``, the instance tunnel's and preview's wire form, which carries
+    the whole 0001..9999 range. DATETIME (milliseconds) keeps its own form."""
     arrays = []
     fields = []
     for field, array in zip(table.schema, table.columns, strict=True):
-        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":
+        if pa.types.is_timestamp(field.type) and field.type.unit in ("ns", "us"):
             flat = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-            nanos = flat.cast(pa.int64())
+            ticks = flat.cast(pa.int64())
+            per_second = 1_000_000_000 if field.type.unit == "ns" else 1_000_000
             # floor division in integers: divide() truncates toward zero, so fix negative remainders
-            seconds = pc.divide(nanos, 1_000_000_000)
-            remainder = pc.subtract(nanos, pc.multiply(seconds, 1_000_000_000))
+            seconds = pc.divide(ticks, per_second)
+            remainder = pc.subtract(ticks, pc.multiply(seconds, per_second))
             negative = pc.less(remainder, 0)
             seconds = pc.subtract(seconds, pc.if_else(negative, 1, 0).cast(pa.int64()))
-            remainder = pc.add(remainder, pc.if_else(negative, 1_000_000_000, 0).cast(pa.int64()))
+            remainder = pc.add(remainder, pc.if_else(negative, per_second, 0).cast(pa.int64()))
+            remainder = pc.multiply(remainder, 1_000_000_000 // per_second)
             array = pa.StructArray.from_arrays(
                 [seconds, remainder.cast(pa.int32())], fields=list(TIMESTAMP_STRUCT), mask=flat.is_null()
             )

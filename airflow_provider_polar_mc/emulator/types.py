@@ -24,11 +24,16 @@ _SIMPLE = {
     "STRING": ("VARCHAR", pa.string()),
     "BINARY": ("BLOB", pa.binary()),
     "DATE": ("DATE", pa.date32()),
-    # DATETIME and TIMESTAMP are instants; stored as naive UTC. DATETIME has millisecond precision
-    # in MaxCompute (and in pyodps's Arrow mapping), TIMESTAMP nanoseconds.
-    "DATETIME": ("TIMESTAMP", pa.timestamp("ms")),
+    # DATETIME and TIMESTAMP are instants, stored as naive UTC; TIMESTAMP_NTZ is a wall clock. Each
+    # has its own DuckDB type so a query result's type says which MaxCompute type it is. DATETIME
+    # keeps milliseconds over 0001..9999 (DuckDB TIMESTAMP_MS). TIMESTAMP_NTZ covers MaxCompute's
+    # 0001..9999 too, at microseconds (DuckDB TIMESTAMP; the emulator refuses finer digits instead of
+    # dropping them). TIMESTAMP keeps nanoseconds, within 1677-09-21 .. 2262-04-11 only (DuckDB
+    # TIMESTAMP_NS), which holds every MySQL TIMESTAMP. The Arrow type is pyodps's wire type
+    # (odps/tunnel/io/types.py), whatever the stored range.
+    "DATETIME": ("TIMESTAMP_MS", pa.timestamp("ms")),
     "TIMESTAMP": ("TIMESTAMP_NS", pa.timestamp("ns")),
-    "TIMESTAMP_NTZ": ("TIMESTAMP_NS", pa.timestamp("ns")),
+    "TIMESTAMP_NTZ": ("TIMESTAMP", pa.timestamp("ns")),
     # JSON documents are kept as their text.
     "JSON": ("VARCHAR", pa.string()),
 }
@@ -75,6 +80,15 @@ class MCType:
         if self.name in ("VARCHAR", "CHAR"):
             return pa.string()
         return _SIMPLE[self.name][1]
+
+    @property
+    def stored_arrow(self) -> pa.DataType:
+        """The Arrow type the emulator holds this type's values in between storage and the wire:
+        :attr:`arrow`, except TIMESTAMP_NTZ, whose full range needs microseconds (the wire's
+        nanoseconds end in 2262)."""
+        if self.name == "TIMESTAMP_NTZ":
+            return pa.timestamp("us")
+        return self.arrow
 
 
 def parse_type(text: str) -> MCType:

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from odps import utils as odps_utils
+from odps.config import option_context
 from odps.models import Record, TableSchema
 from odps.tunnel.io.reader import TunnelArrowReader, TunnelRecordReader
 from odps.tunnel.io.stream import CompressOption
@@ -26,7 +27,6 @@ from airflow_provider_polar_mc.emulator.catalog import Column
 from airflow_provider_polar_mc.emulator.tunnel_codec import (
     TunnelFormatError,
     UnsupportedEncoding,
-    arrow_schema,
     cast_to_columns,
     crc32c,
     crc32c_combine,
@@ -35,6 +35,7 @@ from airflow_provider_polar_mc.emulator.tunnel_codec import (
     decompress_body,
     encode_arrow_stream,
     encode_record_stream,
+    stored_schema,
     timestamps_as_struct,
 )
 from airflow_provider_polar_mc.emulator.types import parse_type
@@ -229,7 +230,7 @@ def test_crc32c_matches_pyodps_checksum():
 def test_record_block_from_pyodps_decodes_every_type_exactly():
     body = pyodps_record_block(RECORD_TYPES, ROWS)
     table = decode_record_block(body, _columns(RECORD_TYPES))
-    assert table.schema == arrow_schema(_columns(RECORD_TYPES))
+    assert table.schema == stored_schema(_columns(RECORD_TYPES))
     expected = [{name: _expected_storage_values(name, row[name]) for name in RECORD_TYPES} for row in ROWS]
     assert _decoded_as_comparable(table) == expected
 
@@ -322,7 +323,7 @@ def _arrow_input() -> pa.Table:
             arrays.append(pa.array(values, pa.int64()).cast(column.type.arrow))
         else:
             arrays.append(pa.array(values, column.type.arrow))
-    return pa.Table.from_arrays(arrays, schema=arrow_schema(columns))
+    return pa.Table.from_arrays(arrays, schema=stored_schema(columns))
 
 
 def test_arrow_block_from_pyodps_decodes_every_type_exactly():
@@ -432,3 +433,68 @@ def test_unsupported_or_corrupt_compression_fails_loudly():
         decompress_body(zlib.compress(b"abc")[:-3] + b"xyz", "deflate")
     assert decompress_body(b"plain", None) == b"plain"
     assert decompress_body(b"plain", "identity") == b"plain"
+
+
+# -- TIMESTAMP_NTZ over MaxCompute's whole range ----------------------------------------------------
+NTZ_EDGES = [
+    dt.datetime(1, 1, 1),
+    dt.datetime(1000, 1, 1, 0, 0, 0, 1),
+    dt.datetime(1677, 9, 21, 0, 12, 43, 145225),  # the first microsecond inside timestamp(ns)
+    dt.datetime(1969, 12, 31, 23, 59, 59, 999999),
+    dt.datetime(2262, 4, 11, 23, 47, 16, 854775),  # the last one inside
+    dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+    None,
+]
+
+
+def test_record_block_carries_timestamp_ntz_over_the_whole_range():
+    """The record format sends seconds + nanoseconds, so 0001..9999 arrive exactly (stored at microseconds)."""
+    types = {"v": "timestamp_ntz"}
+    # pyodps refuses pre-1928 values unless told (the LMT offsets it guards against do not apply
+    # to a wall clock); the provider's record writer sets the same option (core/compat.py)
+    with option_context({"allow_antique_date": True}):
+        body = pyodps_record_block(types, [{"v": value} for value in NTZ_EDGES])
+    table = decode_record_block(body, _columns(types))
+    assert table.schema.field("v").type == pa.timestamp("us")
+    assert table.column("v").to_pylist() == NTZ_EDGES
+
+
+def test_record_block_with_sub_microsecond_timestamp_ntz_is_refused_not_rounded():
+    types = {"v": "timestamp_ntz"}
+    body = pyodps_record_block(types, [{"v": pd.Timestamp("2020-01-01 00:00:00.000000001")}])
+    with pytest.raises(TunnelFormatError, match="keeps microseconds"):
+        decode_record_block(body, _columns(types))
+
+
+def test_arrow_block_timestamp_ntz_is_stored_at_microseconds():
+    types = {"v": "timestamp_ntz"}
+    inside = [value for value in NTZ_EDGES[2:5]] + [None]
+    table = decode_arrow_block(pyodps_arrow_block(types, pa.table({"v": pa.array(inside, pa.timestamp("us"))})), _columns(types))
+    assert table.column("v").to_pylist() == inside
+    with pytest.raises(TunnelFormatError, match="keeps microseconds"):
+        decode_arrow_block(
+            pyodps_arrow_block(types, pa.table({"v": pa.array([1], pa.int64()).cast(pa.timestamp("ns"))})),
+            _columns(types),
+        )
+
+
+def test_stored_timestamp_ntz_goes_out_whole_by_record_and_struct_but_never_wraps_on_the_arrow_tunnel():
+    types = {"v": "timestamp_ntz"}
+    columns = _columns(types)
+    stored = pa.table({"v": pa.array(NTZ_EDGES, pa.timestamp("us"))})
+    # pyodps's record reader builds pandas nanosecond Timestamps: inside 1677..2262 it returns the
+    # values exactly; outside it raises on the client (the README's "Reading the replica").
+    # (It adds the nanoseconds to a Timestamp of the whole seconds, so 1677-09-21 00:12:43.x fails too.)
+    inside = stored.slice(3, 2)
+    with option_context({"allow_antique_date": True}):
+        read = [row[0] for row in pyodps_record_reader(types, b"".join(encode_record_stream(inside, columns)))]
+        assert read == [pd.Timestamp(value) for value in NTZ_EDGES[3:5]]
+        with pytest.raises(pd.errors.OutOfBoundsDatetime):
+            pyodps_record_reader(types, b"".join(encode_record_stream(stored.slice(5, 1), columns)))
+    wire = timestamps_as_struct(stored)
+    assert wire.column("v").to_pylist()[-2] == {"sec": 253402300799, "nano": 999_999_000}
+    with pytest.raises(TunnelFormatError, match="outside 1677-09-21 .. 2262-04-11"):
+        cast_to_columns(stored, columns)
+    assert cast_to_columns(stored.slice(2, 3), columns).column("v").to_pylist() == [
+        pd.Timestamp(value) for value in NTZ_EDGES[2:5]
+    ]

@@ -18,18 +18,21 @@ from decimal import Decimal
 from pathlib import Path
 
 import connectorx as cx
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from airflow_provider_polar_mc.core.compat import patch_pyodps_decimal_scale
+from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
+from airflow_provider_polar_mc.core.destination.upload import TableUpload, needs_record_format
 from airflow_provider_polar_mc.core.model import ColumnPlan
 from airflow_provider_polar_mc.core.schema_plan import source_column_type
 from airflow_provider_polar_mc.core.source.catalog import describe_tables
 from airflow_provider_polar_mc.core.typemap import map_type
 from airflow_provider_polar_mc.core.values import (
-    TIMESTAMP_OUT_OF_RANGE,
     ZERO_DATE,
     ConvertedColumn,
     convert_binlog_values,
@@ -37,6 +40,7 @@ from airflow_provider_polar_mc.core.values import (
     destination_arrow_type,
     snapshot_alias,
     snapshot_select_expression,
+    wall_clock_from_text,
 )
 
 pytestmark = pytest.mark.integration
@@ -158,10 +162,13 @@ EXPECTED: dict[str, list[object]] = {
     "bl": [b"\x00\xff\x00\xff", b"\x00", None, None, None, None],
     "chb": [b"a\x00\x00\x00", b"\x00\x00\x00\x00", None, None, None, None],
     "dte": [dt.date(9999, 12, 31), dt.date(1000, 1, 1), None, None, dt.date(2024, 2, 29), None],
-    # 9999-12-31 and 1000-01-01 are outside timestamp('ns'): NULL, counted (module docstring).
-    "dt0": [None, None, None, None, dt.datetime(2024, 2, 29, 12, 34, 56), None],
-    "dt6": [None, None, None, None, dt.datetime(2024, 2, 29, 12, 34, 56, 123456), dt.datetime(2002, 2, 2, 2, 2, 2, 2)],
-    "dt3": [None, None, None, None, dt.datetime(2024, 2, 29, 12, 34, 56, 123000), None],
+    # MySQL's whole DATETIME range, beyond timestamp('ns')'s 1677..2262, kept to the microsecond.
+    "dt0": [dt.datetime(9999, 12, 31, 23, 59, 59), dt.datetime(1000, 1, 1), None, None,
+            dt.datetime(2024, 2, 29, 12, 34, 56), None],
+    "dt6": [dt.datetime(9999, 12, 31, 23, 59, 59, 999999), dt.datetime(1000, 1, 1), None, None,
+            dt.datetime(2024, 2, 29, 12, 34, 56, 123456), dt.datetime(2002, 2, 2, 2, 2, 2, 2)],
+    "dt3": [dt.datetime(9999, 12, 31, 23, 59, 59, 999000), dt.datetime(1000, 1, 1), None, None,
+            dt.datetime(2024, 2, 29, 12, 34, 56, 123000), None],
     "ts0": [_utc(dt.datetime(2038, 1, 19, 3, 14, 7)), _utc(dt.datetime(1970, 1, 1, 0, 0, 1)), None, None,
             _utc(dt.datetime(2000, 1, 1)), None],
     "ts6": [_utc(dt.datetime(2038, 1, 19, 3, 14, 7, 999999)), _utc(dt.datetime(1970, 1, 1, 0, 0, 1, 1)), None, None,
@@ -181,9 +188,9 @@ EXPECTED: dict[str, list[object]] = {
 }  # fmt: skip
 EXPECTED_WARNINGS = {
     "dte": {ZERO_DATE: 1},
-    "dt0": {ZERO_DATE: 1, TIMESTAMP_OUT_OF_RANGE: 2},
-    "dt3": {ZERO_DATE: 1, TIMESTAMP_OUT_OF_RANGE: 2},
-    "dt6": {ZERO_DATE: 1, TIMESTAMP_OUT_OF_RANGE: 2},
+    "dt0": {ZERO_DATE: 1},
+    "dt3": {ZERO_DATE: 1},
+    "dt6": {ZERO_DATE: 1},
     "ts0": {ZERO_DATE: 1},
     "ts6": {ZERO_DATE: 1},
 }
@@ -365,27 +372,84 @@ def test_scale0_decimals_upload_and_read_back_unchanged(both_paths, emulator):
     _upload_and_compare(emulator, [p for p in plans if p.source.name == "id" or _is_scale0_decimal(p)], snapshot)
 
 
-def _upload_and_compare(emulator, plans: list[ColumnPlan], snapshot: dict[str, ConvertedColumn]) -> None:
-    from odps.tunnel import TableTunnel
-
-    patch_pyodps_decimal_scale()
-    odps = emulator.client()
+def _upload(odps, plans: list[ColumnPlan], data: pa.Table) -> str:
+    """A new table of ``plans`` holding ``data``, uploaded through the provider's uploader (records
+    for a block beyond timestamp('ns'), Arrow otherwise)."""
     name = f"values_{uuid.uuid4().hex[:8]}"
     odps.execute_sql(_create_table_sql(name, plans), hints={"odps.sql.type.system.odps2": "true"})
-    data = pa.table({p.destination: snapshot[p.destination].array for p in plans})
-    tunnel = TableTunnel(odps)
-    session = tunnel.create_upload_session(name)
-    with session.open_arrow_writer(0) as writer:
-        writer.write(data)
-    session.commit([0])
+    upload = TableUpload(MaxComputeDestination(odps), name)
+    upload.open()
+    upload.write_block(0, data)
+    upload.commit([0])
+    return name
 
-    with tunnel.create_download_session(name).open_record_reader(0, data.num_rows) as reader:
+
+def _upload_and_compare(emulator, plans: list[ColumnPlan], snapshot: dict[str, ConvertedColumn]) -> None:
+    """Upload, then read back with SQL, TIMESTAMP_NTZ as its text (the way that carries 0001..9999)."""
+    odps = emulator.client()
+    data = pa.table({p.destination: snapshot[p.destination].array for p in plans})
+    ntz = ntz_columns(plans)
+    carries_sentinels = any(v is not None and v.year in (1000, 9999) for c in ntz for v in data[c].to_pylist())
+    assert needs_record_format(data) == carries_sentinels
+    name = _upload(odps, plans, data)
+    select = ", ".join(f"CAST(`{p.destination}` AS STRING) AS `{p.destination}`" if p.destination in ntz
+                       else f"`{p.destination}`" for p in plans)  # fmt: skip
+    with odps.execute_sql(f"SELECT {select} FROM {name}").open_reader(tunnel=True) as reader:
         records = [dict(zip([c.name for c in record._columns], record.values, strict=True)) for record in reader]
-    records.sort(key=lambda r: r["id"])
+    _assert_read_back(plans, data, records)
+
+
+def _assert_read_back(plans: list[ColumnPlan], data: pa.Table, records: list[dict], *, naive_is_utc: bool = False) -> None:
+    records = sorted(records, key=lambda r: r["id"])
     for plan in plans:
-        want = [_as_record_value(v, plan) for v in snapshot[plan.destination].array.to_pylist()]
-        got = [_normalise_read_value(r[plan.destination.lower()], plan) for r in records]
+        want = [_as_record_value(v, plan) for v in data[plan.destination].to_pylist()]
+        got = [_normalise_read_value(r[plan.destination.lower()], plan, naive_is_utc) for r in records]
         assert got == want, plan.destination
+
+
+def test_every_type_reads_back_each_way(both_paths, emulator):
+    """README "Reading the replica", tried as a user would: with the options it names, pyodps's record
+    reader, its Arrow reader and SQL return every value as the source holds it. TIMESTAMP_NTZ values
+    beyond 1677..2262 (MySQL's 1000-01-01 and 9999-12-31 sentinels) are read as text; the readers
+    that cannot carry them fail loudly, except pyodps's instance-tunnel Arrow reader, whose silent
+    wrap is pinned here so that the README's warning stays true."""
+    from odps.config import option_context
+
+    plans, snapshot, _ = both_paths
+    odps = emulator.client()
+    data = pa.table({p.destination: snapshot[p.destination].array for p in plans})
+    ntz = sorted(ntz_columns(plans))
+    beyond = pc.is_in(data["id"], pa.array([1, 2], data["id"].type))  # rows 1 and 2 hold the sentinels
+    inside, outside = data.filter(pc.invert(beyond)), data.filter(beyond)
+    inside_name, outside_name = _upload(odps, plans, inside), _upload(odps, plans, outside)
+
+    with option_context({"allow_antique_date": True, "local_timezone": False}):
+        table = odps.get_table(inside_name)
+        with table.open_reader() as reader:  # the table tunnel's record reader
+            _assert_read_back(plans, inside, [dict(zip(reader.schema.names, r.values, strict=True)) for r in reader], naive_is_utc=True)
+        with table.open_reader(arrow=True) as reader:  # its Arrow reader (to_pandas reads the same batches)
+            arrow = reader.read_all()
+        _assert_read_back(plans, inside, arrow.to_pylist(), naive_is_utc=True)
+        with odps.execute_sql(f"SELECT * FROM {inside_name}").open_reader(tunnel=True) as reader:  # SQL
+            _assert_read_back(plans, inside, [dict(zip(reader.schema.names, r.values, strict=True)) for r in reader], naive_is_utc=True)
+
+        beyond_table = odps.get_table(outside_name)
+        with pytest.raises(pd.errors.OutOfBoundsDatetime), beyond_table.open_reader() as reader:
+            list(reader)
+        with pytest.raises(Exception, match="1677-09-21 .. 2262-04-11"), beyond_table.open_reader(arrow=True) as reader:
+            reader.read_all()
+        cast = ", ".join(f"CAST(`{c}` AS STRING) AS `{c}`" for c in ntz)
+        with odps.execute_sql(f"SELECT id, {cast} FROM {outside_name}").open_reader(tunnel=True) as reader:
+            texts = sorted([r["id"], *(wall_clock_from_text(r[c]) for c in ntz)] for r in reader)
+        assert texts == sorted([r["id"], *(r[c] for c in ntz)] for r in outside.to_pylist())
+        sql = odps.execute_sql(f"SELECT id, dt6 FROM {outside_name} WHERE id = 1")
+        with sql.open_reader(tunnel=True, arrow=True) as reader:
+            wrapped = reader.read_all().column("dt6").to_pylist()[0]
+        assert wrapped != dt.datetime(9999, 12, 31, 23, 59, 59, 999999)  # pyodps 0.13.2: sec * 1e9 wraps
+
+
+def ntz_columns(plans: list[ColumnPlan]) -> set[str]:
+    return {p.destination for p in plans if p.mapped.mc_type == "TIMESTAMP_NTZ"}
 
 
 def _as_record_value(value, plan: ColumnPlan):
@@ -396,19 +460,22 @@ def _as_record_value(value, plan: ColumnPlan):
     return value
 
 
-def _normalise_read_value(value, plan: ColumnPlan):
-    """pyodps returns TIMESTAMP as pandas Timestamps in the worker's local zone, TIMESTAMP_NTZ naive."""
+def _normalise_read_value(value, plan: ColumnPlan, naive_is_utc: bool = False):
+    """pyodps returns TIMESTAMP as pandas Timestamps in the worker's local zone (in UTC with
+    ``options.local_timezone = False``), TIMESTAMP_NTZ naive."""
     if value is None:
         return None
     if hasattr(value, "to_pydatetime"):
         value = value.to_pydatetime()
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None and plan.mapped.mc_type == "TIMESTAMP":
+        if value.tzinfo is None and plan.mapped.mc_type == "TIMESTAMP" and not naive_is_utc:
             value = value.astimezone()  # naive local wall clock -> aware
         if value.tzinfo is not None:
             value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
     if isinstance(value, str) and plan.mapped.arrow_type == pa.binary():
         value = value.encode("utf-8", "surrogateescape")
+    if isinstance(value, str) and plan.mapped.mc_type == "TIMESTAMP_NTZ":
+        value = dt.datetime.fromisoformat(value)
     return value
 
 

@@ -93,7 +93,8 @@ def test_type_row(data_type: str, column_type: str, catalog: dict, mc_type: str,
 def test_datetime_defaults_to_timestamp_ntz_for_every_fsp(fsp: int):
     column_type = f"datetime({fsp})" if fsp else "datetime"
     mapped = map_type(column("datetime", column_type, datetime_precision=fsp))
-    assert (mapped.mc_type, mapped.arrow_type, mapped.precision_loss) == ("TIMESTAMP_NTZ", pa.timestamp("ns"), None)
+    # microseconds: pyodps's wire type timestamp('ns') ends in 2262, MySQL's DATETIME in 9999
+    assert (mapped.mc_type, mapped.arrow_type, mapped.precision_loss) == ("TIMESTAMP_NTZ", pa.timestamp("us"), None)
 
 
 @pytest.mark.parametrize("fsp", range(7))
@@ -157,13 +158,15 @@ def test_arrow_type_for_unknown_maxcompute_type():
         arrow_type_for("ARRAY<INT>")
 
 
-def test_arrow_types_match_pyodps_tunnel_mapping():
+def test_arrow_types_match_pyodps_tunnel_mapping_but_timestamp_ntz_keeps_its_range():
     odps_types = pytest.importorskip("odps.types")
     tunnel_types = pytest.importorskip("odps.tunnel.io.types")
     for mc_type in ["TINYINT", "SMALLINT", "INT", "BIGINT", "BOOLEAN", "FLOAT", "DOUBLE", "STRING", "BINARY",
-                    "DATE", "DATETIME", "TIMESTAMP", "TIMESTAMP_NTZ", "DECIMAL(10,2)", "DECIMAL(38,18)"]:
+                    "DATE", "DATETIME", "TIMESTAMP", "DECIMAL(10,2)", "DECIMAL(38,18)"]:
         expected = tunnel_types.odps_type_to_arrow_type(odps_types.validate_data_type(mc_type.lower()))
         assert arrow_type_for(mc_type) == expected, mc_type
+    wire = tunnel_types.odps_type_to_arrow_type(odps_types.validate_data_type("timestamp_ntz"))
+    assert (wire, arrow_type_for("TIMESTAMP_NTZ")) == (pa.timestamp("ns"), pa.timestamp("us"))
 
 
 def test_scale_zero_decimals_keep_scale_zero():

@@ -17,7 +17,6 @@ from airflow_provider_polar_mc.core.schema_plan import source_column_type
 from airflow_provider_polar_mc.core.typemap import MappingOptions, map_type
 from airflow_provider_polar_mc.core.values import (
     INVALID_JSON,
-    TIMESTAMP_OUT_OF_RANGE,
     ZERO_DATE,
     _repair_negative_time,
     canonical_json,
@@ -136,19 +135,21 @@ def test_bits_year_and_fixed_binary_from_the_binlog():
     assert convert_binlog_values(plan("char(5)"), ["ab  ", ""]).array.to_pylist() == ["ab", ""]
 
 
-def test_zero_dates_and_the_nanosecond_range():
+def test_zero_dates_are_null_and_every_other_datetime_is_kept_whatever_its_year():
     column = plan("datetime(6)", fsp=6)
+    assert destination_arrow_type(column) == pa.timestamp("us")
     text = pa.array(["0000-00-00 00:00:00.000000", "2020-00-10 00:00:00.000000", "9999-12-31 23:59:59.999999",
-                     "2262-04-11 23:47:16.854775", "1677-09-21 00:12:43.145225", None])  # fmt: skip
+                     "2262-04-11 23:47:16.854775", "1000-01-01 00:00:00.000001", None])  # fmt: skip
     snapshot = convert_snapshot_array(column, text)
     assert snapshot.array.to_pylist() == [
-        None, None, None, dt.datetime(2262, 4, 11, 23, 47, 16, 854775), dt.datetime(1677, 9, 21, 0, 12, 43, 145225), None
+        None, None, dt.datetime(9999, 12, 31, 23, 59, 59, 999999), dt.datetime(2262, 4, 11, 23, 47, 16, 854775),
+        dt.datetime(1000, 1, 1, 0, 0, 0, 1), None,
     ]  # fmt: skip
-    assert snapshot.warnings == {ZERO_DATE: 2, TIMESTAMP_OUT_OF_RANGE: 1}
+    assert snapshot.warnings == {ZERO_DATE: 2}
     binlog = convert_binlog_values(
         column,
         [None, None, dt.datetime(9999, 12, 31, 23, 59, 59, 999999), dt.datetime(2262, 4, 11, 23, 47, 16, 854775),
-         dt.datetime(1677, 9, 21, 0, 12, 43, 145225), None],
+         dt.datetime(1000, 1, 1, 0, 0, 0, 1), None],
         ["out of datetime2 range", "out of datetime2 range", None, None, None, "null"],
     )  # fmt: skip
     assert binlog.array.equals(snapshot.array) and binlog.warnings == snapshot.warnings

@@ -1,10 +1,16 @@
-"""Arrow uploads through the MaxCompute Tunnel: one session per table (or partition), one block per chunk.
+"""Uploads through the MaxCompute Tunnel: one session per table (or partition), one block per chunk.
 
 A session's uploaded blocks are kept by the Tunnel service until commit, and the session can be
 re-attached by its id from any worker: that is the resume mechanism. The server's block list is the
 truth about which chunks are done (a block whose upload completed is listed; one cut off mid-way is
 not), and re-uploading a block id replaces it, so a retry after a crash uploads only what is missing
 and the single commit publishes every row exactly once.
+
+A block goes in the Arrow format, unless it holds a TIMESTAMP_NTZ value outside the Arrow tunnel's
+``timestamp('ns')`` window (1677-09-21 .. 2262-04-11, e.g. MySQL's ``9999-12-31`` and ``1000-01-01``
+sentinels): such a block goes in the record (protobuf) format, which carries seconds + nanoseconds
+and so MaxCompute's whole 0001..9999 range. Blocks are independent requests of one session, so
+the two formats mix freely (docs/lossless-types.md).
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+from odps.config import option_context
 from odps.errors import ODPSError
 from odps.tunnel import TableTunnel
 from odps.tunnel.tabletunnel import TableUploadSession
@@ -29,6 +38,28 @@ MAX_BLOCK_ID = 19999  # the Tunnel accepts block ids 0..19999 per session
 # Rows per Arrow record batch handed to the writer: pyodps copies each batch whole into one bytes
 # object before framing it, so a block goes out in slices of a few MB instead of one copy of it all.
 WRITE_BATCH_ROWS = 16384
+# timestamp('ns'), the Arrow tunnel's TIMESTAMP_NTZ, holds int64 nanoseconds: the microseconds that fit.
+_ARROW_WINDOW_MICROS = (-(2**63) // 1000 + 1, (2**63 - 1) // 1000)
+
+
+def needs_record_format(data: pa.Table) -> bool:
+    """True when a microsecond timestamp column (TIMESTAMP_NTZ, see core/typemap.py) holds a value
+    the Arrow tunnel's ``timestamp('ns')`` cannot carry."""
+    low, high = _ARROW_WINDOW_MICROS
+    for column in data.columns:
+        if pa.types.is_timestamp(column.type) and column.type.unit == "us" and column.null_count < len(column):
+            bounds = pc.min_max(column.cast(pa.int64()))
+            if bounds["min"].as_py() < low or bounds["max"].as_py() > high:
+                return True
+    return False
+
+
+def _record_values(column: pa.Array) -> list:
+    """A column as the Python values pyodps's record writer takes: timestamps as pandas Timestamps
+    (at the array's own unit, so year 9999 fits), which its validation accepts without converting."""
+    if pa.types.is_timestamp(column.type):
+        return [None if value is pd.NaT else value for value in column.to_pandas()]
+    return column.to_pylist()
 
 
 class TableUpload:
@@ -105,12 +136,16 @@ class TableUpload:
         assert self.session is not None
         if not 0 <= block_id <= MAX_BLOCK_ID:
             raise ValueError(f"block id {block_id} outside the Tunnel's range 0..{MAX_BLOCK_ID}")
+        as_records = needs_record_format(data)
         for attempt in range(self.block_retries + 1):
             try:
-                with self.session.open_arrow_writer(block_id) as writer:
-                    single_pass_checksums(writer)
-                    for batch in data.to_batches(max_chunksize=WRITE_BATCH_ROWS):
-                        writer.write(batch)
+                if as_records:
+                    self._write_records(block_id, data)
+                else:
+                    with self.session.open_arrow_writer(block_id) as writer:
+                        single_pass_checksums(writer)
+                        for batch in data.to_batches(max_chunksize=WRITE_BATCH_ROWS):
+                            writer.write(batch)
                 return
             except (ODPSError, OSError) as exc:
                 if attempt == self.block_retries:
@@ -118,6 +153,21 @@ class TableUpload:
                 delay = min(30.0, 0.5 * 2**attempt)
                 log.warning("block %d of %s failed (%s); retry %d in %.1fs", block_id, self.table, exc, attempt + 1, delay)
                 self._sleep(delay)
+
+    def _write_records(self, block_id: int, data: pa.Table) -> None:
+        """``data`` as one record-format block: Python values, several times slower than Arrow, so
+        only for blocks the Arrow format cannot carry."""
+        assert self.session is not None
+        log.info("block %d of %s holds timestamps beyond 2262 or before 1677: sending it as records", block_id, self.table)
+        by_name = {name.lower(): i for i, name in enumerate(data.column_names)}
+        order = [by_name.get(column.name.lower()) for column in self.session.schema.simple_columns]
+        # pyodps refuses pre-1928 values unless told; its guard is about the local zone's LMT
+        # offsets, which a TIMESTAMP_NTZ wall clock (written in UTC) does not have.
+        with option_context({"allow_antique_date": True}), self.session.open_record_writer(block_id) as writer:
+            for batch in data.to_batches(max_chunksize=WRITE_BATCH_ROWS):
+                columns = [_record_values(batch.column(i)) if i is not None else [None] * batch.num_rows for i in order]
+                for values in zip(*columns, strict=True):
+                    writer.write(self.session.new_record(list(values)))
 
     def commit(self, block_ids: list[int]) -> None:
         """Publish the session's blocks (with overwrite: replace the table or partition) in one step."""
