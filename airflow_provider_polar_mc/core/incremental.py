@@ -33,7 +33,7 @@ from airflow_provider_polar_mc.core.destination.upload import PartitionUploads
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan, DestColumn
 from airflow_provider_polar_mc.core.schema_plan import plan_table
-from airflow_provider_polar_mc.core.selection import select_tables
+from airflow_provider_polar_mc.core.selection import select_tables, with_recorded_tables
 from airflow_provider_polar_mc.core.source.catalog import list_tables
 from airflow_provider_polar_mc.core.throttle import Throttle
 from airflow_provider_polar_mc.core.typemap import arrow_type_for
@@ -111,10 +111,7 @@ class IncrementalLoader:
         from_snapshot = first or intervals.precedes_chain(self.store, interval_start)
         # Tables with a recorded schema are read even if they are gone now (dropped or renamed later):
         # their changes up to the DROP or RENAME are in this range.
-        for name in self._recorded_names(interval_start, from_snapshot):
-            database, table = name.split(".", 1)
-            if database in listed and table not in listed[database]:
-                listed[database] = [*listed[database], table]
+        listed = with_recorded_tables(listed, self._recorded_names(interval_start, from_snapshot))
         selections = select_tables(spec, listed, missing="ignore")
         schemas = self._schemas_at_start(interval_start, from_snapshot, [s.source_name for s in selections])
         by_name = {s.source_name: s for s in selections if s.source_name in schemas}

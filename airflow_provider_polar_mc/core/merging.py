@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_polar_mc.core import intervals
+from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, SqlDestination
 from airflow_provider_polar_mc.core.naming import SNAPSHOT_PARTITION_COLUMN
@@ -332,10 +333,12 @@ class RowEffects:
     truncated_at: tuple[int, ...] = ()
 
 
-def recorded_row_effects(spec: MigrationSpec, store: CheckpointStore, selections: Sequence[TableSelection]) -> dict[str, RowEffects]:
+def recorded_row_effects(
+    spec: MigrationSpec, schemas: Mapping[str, TableSchema], selections: Sequence[TableSelection]
+) -> dict[str, RowEffects]:
     """Per table (``db.table``), what DDL did to its rows without row events, as the newest loaded
-    interval's schema history records it (it only accumulates; a step applies what lies in its range)."""
-    schemas = intervals.newest_schemas(store)
+    interval's schema history records it (``intervals.newest_schemas``; it only accumulates, and a
+    step applies what lies in its range)."""
     result: dict[str, RowEffects] = {}
     for selection in selections:
         schema = schemas.get(selection.source_name)

@@ -102,6 +102,18 @@ class TableSelection:
         return cls(**values)
 
 
+def with_recorded_tables(source_tables: SourceTables, recorded: Iterable[str]) -> dict[str, list[str]]:
+    """The source's tables per database plus every recorded ``db.table`` of those databases that is
+    gone from the source now (dropped or renamed since: its changes up to then are still to load
+    and merge)."""
+    listed = {database: list(tables) for database, tables in source_tables.items()}
+    for name in recorded:
+        database, table = name.split(".", 1)
+        if database in listed and table not in listed[database]:
+            listed[database].append(table)
+    return listed
+
+
 def select_tables(
     spec: MigrationSpec,
     source_tables: SourceTables,

@@ -33,7 +33,7 @@ class MergeOperator(MigrationOperator):
         from airflow_provider_polar_mc.core.full_load import base_load_id
         from airflow_provider_polar_mc.core.merging import ReplicaMerger, RowEffects, recorded_row_effects
         from airflow_provider_polar_mc.core.replica.merge import MergeTarget
-        from airflow_provider_polar_mc.core.selection import select_tables
+        from airflow_provider_polar_mc.core.selection import select_tables, with_recorded_tables
         from airflow_provider_polar_mc.core.source.catalog import list_tables
         from airflow_provider_polar_mc.hooks import resolve
 
@@ -54,11 +54,7 @@ class MergeOperator(MigrationOperator):
         # last changes are still to merge), and its key.
         recorded = intervals.newest_schemas(store)
         with resolve.source_endpoint(spec).session(resolve.retry_policy(spec), log=self.log.warning) as conn:
-            listed = {db: list_tables(conn, db) for db in spec.source.databases}
-            for name in recorded:
-                database, table_name = name.split(".", 1)
-                if database in listed and table_name not in listed[database]:
-                    listed[database] = [*listed[database], table_name]
+            listed = with_recorded_tables({db: list_tables(conn, db) for db in spec.source.databases}, recorded)
             selections = select_tables(spec, listed, missing="ignore")
             if self.tables is not None:
                 selections = [s for s in selections if s.source_name in set(self.tables)]
@@ -80,7 +76,7 @@ class MergeOperator(MigrationOperator):
             log=self.log.info,
         )
         done = []
-        effects = recorded_row_effects(spec, store, selections)
+        effects = recorded_row_effects(spec, recorded, selections)
         for s in selections:
             target = MergeTarget(
                 base_table=s.base_table,
