@@ -100,6 +100,7 @@ class TableLoadResult:
     skipped: bool = False  # already loaded by an earlier run
     warnings: dict[str, int] = field(default_factory=dict)
     shard: int | None = None  # the shard's index when one shard of a sharded table was loaded
+    upload_id: str = ""  # the Tunnel session that holds (or committed) the table's rows
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -304,11 +305,13 @@ class FullLoader:
         )
 
     # -- one table, one task -----------------------------------------------------------------------
-    def load_table(self, plan: TablePlan) -> TableLoadResult:
+    def load_table(self, plan: TablePlan, *, generation: str | None = None) -> TableLoadResult:
+        """Load one table into ``_base`` (overwrite). ``generation`` names a later load of the same table
+        (a resync, core/resync.py): its own checkpoint, so it is not taken for the setup's load."""
         sel = plan.selection
         result = TableLoadResult(sel.source_name, sel.base_table)
         started = time.monotonic()
-        table = self._open_table(plan, result, started)
+        table = self._open_table(plan, result, started, generation)
         if table is None:
             return result
         self._upload_missing(plan, table.upload, table.ranges, table.resumed, result, sel.source_name, plan.source.estimated_rows)
@@ -317,13 +320,15 @@ class FullLoader:
         self._log_loaded(result)
         return result
 
-    def _open_table(self, plan: TablePlan, result: TableLoadResult, started: float) -> _OpenTable | None:
+    def _open_table(
+        self, plan: TablePlan, result: TableLoadResult, started: float, generation: str | None = None
+    ) -> _OpenTable | None:
         """The table's key ranges and its upload session, both recorded before any block is uploaded
         (creating them on the first call, re-attaching later); None when nothing is left to upload:
         loaded by an earlier run (``result.skipped``), or committed by an attempt that died before
         recording it (marked done now)."""
         sel = plan.selection
-        key = table_key(plan)
+        key = table_key(plan) + (f"#{generation}" if generation else "")
         state = self.store.get(TABLE_KIND, key) or {}
         if state.get("status") == "done":
             self._skip(result, state)
@@ -342,7 +347,7 @@ class FullLoader:
 
     def _skip(self, result: TableLoadResult, state: dict[str, Any]) -> None:
         self.log(f"{result.source}: already loaded into {result.table} ({state.get('rows', 0):,} rows); skipping")
-        result.skipped, result.rows = True, int(state.get("rows", 0))
+        result.skipped, result.rows, result.upload_id = True, int(state.get("rows", 0)), str(state.get("upload_id", ""))
 
     def _upload_missing(
         self,
@@ -524,6 +529,7 @@ class FullLoader:
             # Rows of blocks uploaded by an earlier attempt were not counted here: count what was committed.
             result.rows = int(self.destination.query(f"SELECT COUNT(*) FROM {sqltext.quote_mc_name(result.table)}")[0][0])
         result.seconds = time.monotonic() - started
+        result.upload_id = upload.upload_id
         self.store.put(
             TABLE_KIND,
             key,

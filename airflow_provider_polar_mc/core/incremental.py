@@ -32,6 +32,13 @@ from airflow_provider_polar_mc.core.destination.schema import apply_plan
 from airflow_provider_polar_mc.core.destination.upload import PartitionUploads
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan, DestColumn
+from airflow_provider_polar_mc.core.resync import (
+    PENDING,
+    ResyncPending,
+    request_resync,
+    resync_state,
+    schema_from,
+)
 from airflow_provider_polar_mc.core.schema_plan import plan_table
 from airflow_provider_polar_mc.core.selection import select_tables, with_recorded_tables
 from airflow_provider_polar_mc.core.source.catalog import list_tables
@@ -114,6 +121,7 @@ class IncrementalLoader:
         listed = with_recorded_tables(listed, self._recorded_names(interval_start, from_snapshot))
         selections = select_tables(spec, listed, missing="ignore")
         schemas = self._schemas_at_start(interval_start, from_snapshot, [s.source_name for s in selections])
+        schemas = self._with_resyncs(schemas, end)
         by_name = {s.source_name: s for s in selections if s.source_name in schemas}
         self.log(f"reading binlog ({start}, {end}] for {len(by_name)} tables into partition {partition}")
         changes = self._stream_partition(start, end, schemas, by_name, partition)
@@ -134,6 +142,9 @@ class IncrementalLoader:
             self.log(f"{name} -> {selection.log_table} [{partition}]: {streamed.rows:,} rows")
             if streamed.schema_at_end.stopped_at is not None:
                 summary.setdefault("stopped", {})[name] = streamed.schema_at_end.stopped_reason
+            if streamed.schema_at_end.awaits_resync:
+                request_resync(self.store, name, streamed.schema_at_end.stopped_reason)
+                summary.setdefault("resync_requested", []).append(name)
         if summary.get("stopped"):
             self.log(f"WARNING tables no longer migrated (their replicas keep their last state): {summary['stopped']}")
         summary["seconds"] = round(time.monotonic() - started, 3)
@@ -214,6 +225,28 @@ class IncrementalLoader:
         if missing:
             self.log(f"tables without a recorded snapshot schema are skipped until their full load ran: {missing}")
         return {n: TableSchema.from_dict(v) for n, v in recorded.items() if v is not None}
+
+    def _with_resyncs(self, schemas: dict[str, TableSchema], end: BinlogCoordinate) -> dict[str, TableSchema]:
+        """Tables a resync (core/resync.py) loaded again at a coordinate C_g up to ``end``: read from C_g
+        on in the schema described there (their events before C_g are in the new _base)."""
+        result = dict(schemas)
+        for name, schema in schemas.items():
+            state = resync_state(self.store, name)
+            if state is None:
+                continue
+            if state.get("status") == PENDING and float(state.get("pending_at") or 0) <= end.captured_at:
+                raise ResyncPending(
+                    f"{name} is being resynced and its coordinate is not recorded yet; this interval may end after "
+                    "it. Retry in a moment (the task's retries do)"
+                )
+            recorded = schema_from(state)
+            if recorded is None:
+                continue
+            resynced, coordinate = recorded
+            if resynced.generation > schema.generation and coordinate.key() <= end.key():
+                self.log(f"{name}: resynced at {coordinate} (generation {resynced.generation}): read from there on")
+                result[name] = resynced
+        return result
 
     def _add_columns(self, selection: TableSelection, added: tuple[ColumnPlan, ...]) -> bool:
         """Add ``added`` to ``_base`` and ``_log`` where missing; True when the ``_log`` table changed."""

@@ -229,6 +229,8 @@ class ReplicaMerger:
             self.log(f"{target.replica_table}: the interval ending {key} precedes the migration's first interval; nothing to merge")
             return MergeResult(target.replica_table, key, "before the first interval", skipped=True)
         existed = self.destination.table_exists(target.replica_table)
+        if target.base_record_id is not None:
+            target = replace(target, casts=self._narrowed_columns(target))
         columns = ensure_replica(self.destination, target, comment, snapshot_lifecycle_days=self.lifecycle)
         state = self.store.get(REPLICA_STATE_KIND, target.replica_table)
         marker = None
@@ -248,12 +250,21 @@ class ReplicaMerger:
         self.log(f"{target.replica_table}: merging the interval ending {key}: {plan.reason} ({len(plan.steps)} steps)")
         for step in plan.steps:
             began = time.monotonic()
-            fills, truncated = [], None
-            if target.fills or target.truncated_at:  # which of them lie inside this step
+            fills, truncated, log_from, start = [], None, None, step.start
+            resynced = target.base_record_id
+            if target.fills or target.truncated_at or resynced is not None:  # which of them lie inside this step
                 low, high = self._record_ids(step)
+                if resynced is not None and not step.copies and low <= resynced < high:
+                    # The resynced _base is the table as of then: start there, take the log from there on.
+                    start, log_from, low = BASE, resynced, resynced
+                elif resynced is not None and start.kind == "base":
+                    raise IntervalNotReady(
+                        f"{target.replica_table}: the step through {intervals.interval_key(step.through)} lies before "
+                        f"{target.base_table}'s resync, so it cannot start from the resynced _base"
+                    )
                 fills = [f for f in target.fills if low <= f.record_id < high]
                 truncated = max((r for r in target.truncated_at if low <= r < high), default=None)
-            run_step(self.destination, target, columns, step.start, self._log_range(step), step.into, fills, truncated)
+            run_step(self.destination, target, columns, start, self._log_range(step), step.into, fills, truncated, log_from)
             text = self._describe(target, step)
             result.steps.append(text)
             if step.into.kind == "snapshot":
@@ -263,6 +274,14 @@ class ReplicaMerger:
             self.store.put(REPLICA_STATE_KIND, target.replica_table, {"through": result.as_of, "base_load": base_load})
         result.seconds = time.monotonic() - started
         return result
+
+    def _narrowed_columns(self, target: MergeTarget) -> dict[str, str]:
+        """Columns a resync narrowed: ``_base`` (created anew) has the new type, ``_log`` kept the wider one."""
+        base, log = self.destination.describe(target.base_table), self.destination.describe(target.log_table)
+        if base is None or log is None:
+            return {}
+        logged = {c.name.lower(): c.type.lower() for c in log.columns}
+        return {c.name: c.type for c in base.columns if logged.get(c.name.lower(), c.type.lower()) != c.type.lower()}
 
     def _record_ids(self, step: MergeStep) -> tuple[int, int]:
         """[low, high): the record_ids of the changes between the step's start state and its end; a DDL

@@ -33,6 +33,7 @@ class MergeOperator(MigrationOperator):
         from airflow_provider_polar_mc.core.full_load import base_load_id
         from airflow_provider_polar_mc.core.merging import ReplicaMerger, RowEffects, recorded_row_effects
         from airflow_provider_polar_mc.core.replica.merge import MergeTarget
+        from airflow_provider_polar_mc.core.resync import merge_base, resync_state
         from airflow_provider_polar_mc.core.selection import select_tables, with_recorded_tables
         from airflow_provider_polar_mc.core.source.catalog import list_tables
         from airflow_provider_polar_mc.hooks import resolve
@@ -77,7 +78,14 @@ class MergeOperator(MigrationOperator):
         )
         done = []
         effects = recorded_row_effects(spec, recorded, selections)
+        end_coordinate = intervals.recorded_end(store, end)
+        assert end_coordinate is not None  # the interval is done (checked above)
         for s in selections:
+            waits, resynced, resync_load = merge_base(resync_state(store, s.source_name), end_coordinate.record_id())
+            if waits:
+                self.log.warning("%s: not merged for the interval ending %s: %s", s.source_name, intervals.interval_key(end), waits)
+                done.append({"table": s.replica_table, "skipped": True, "reason": waits})
+                continue
             target = MergeTarget(
                 base_table=s.base_table,
                 log_table=s.log_table,
@@ -89,9 +97,11 @@ class MergeOperator(MigrationOperator):
                 snapshot_table=s.snapshot_table,
                 fills=effects.get(s.source_name, RowEffects()).fills,
                 truncated_at=effects.get(s.source_name, RowEffects()).truncated_at,
+                base_record_id=resynced,
             )
             result = merger.merge(
-                target, end, comment=f"polar-mc {spec.name}: replica of {s.source_name}", base_load=base_load_id(store, s)
+                target, end, comment=f"polar-mc {spec.name}: replica of {s.source_name}",
+                base_load=resync_load or base_load_id(store, s),
             )
             self.log.info(
                 "%s: replica %s as of %s (%d steps, %.1fs)", s.source_name, s.replica_table, result.as_of,

@@ -36,7 +36,9 @@ JsonType = Literal["string", "json"]
 DatetimeType = Literal["timestamp_ntz", "datetime"]
 MergeMode = Literal["incremental", "full"]
 SnapshotUnit = Literal["none", "day", "hour"]
-ChangePolicy = Literal["follow", "fail"]
+ChangePolicy = Literal["follow", "resync", "fail"]
+CreateTablePolicy = Literal["follow", "fail"]
+UnfollowablePolicy = Literal["resync", "fail"]
 
 MIGRATION_TYPES: tuple[str, ...] = ("schema", "full", "incremental")
 CONFLICT_MODES: tuple[str, ...] = ("precheck_and_report", "ignore_and_proceed")

@@ -287,7 +287,8 @@ class MergeSpec(_Section):
 
 class SchemaChangesSpec(_Section):
     """What an incremental batch does with each kind of DDL on a migrated table (docs/spec.md,
-    "Schema changes"): `follow` it, or `fail` the batch naming the statement."""
+    "Schema changes"): `follow` it, `resync` the table (stop it there and load its _base again at a new
+    coordinate, core/resync.py, while the other tables go on), or `fail` the batch naming the statement."""
 
     add_column: f.ChangePolicy = "follow"
     """ADD COLUMN: `follow` adds the column to _base and _log (older rows NULL) and the merge gives
@@ -308,13 +309,19 @@ class SchemaChangesSpec(_Section):
     rename_table: f.ChangePolicy = "follow"
     """RENAME TABLE to a name outside the migration: `follow` stops that table like DROP TABLE; `fail`.
     (Another table renamed onto a migrated table's name always fails: its rows were never read.)"""
-    create_table: f.ChangePolicy = "follow"
+    create_table: f.CreateTablePolicy = "follow"
     """CREATE TABLE of a new table the spec selects (`tables: all`, an include pattern): `follow` creates its
     _base (empty) and _log and migrates it from its first event (CREATE ... SELECT / LIKE, or without a
     primary key: not followed, logged; re-run the setup for it); `fail`."""
     truncate: f.ChangePolicy = "follow"
     """TRUNCATE TABLE: `follow` empties the replica from that change on (_base and _log keep their rows);
     `fail`."""
+    unfollowable: f.UnfollowablePolicy = "resync"
+    """A change on a migrated table that no row event lets the batch follow (a narrowing MODIFY, a type
+    change MaxCompute cannot take, a primary-key change, ADD COLUMN whose value only the server knows
+    such as AUTO_INCREMENT or a non-constant DEFAULT, a statement the parser does not understand):
+    `resync` stops that table at the change and records a resync request (the incremental DAG starts
+    it; the other tables go on); `fail` fails the batch naming the statement."""
 
 
 def _not_listed_twice(objects: tuple[ObjectSpec, ...]) -> list[tuple[tuple[Any, ...], str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import resource
 import threading
 import time
@@ -49,16 +50,16 @@ def fresh_database(server, *tables: str) -> str:
     return database
 
 
-def make_spec(database: str, tables: dict[str, str | None], rule: str = "previous") -> MigrationSpec:
+def make_spec(database: str, tables: dict[str, str | None], rule: str = "previous", schema_changes=None) -> MigrationSpec:
     entries = [{"name": name, **({"filter": expression} if expression else {})} for name, expression in tables.items()]
     return MigrationSpec.from_dict(
         {"name": "bl", "source": {"databases": [database]}, "objects": [{"database": database, "tables": entries}],
-         "additional_column_rule": rule}
+         "additional_column_rule": rule, **({"schema_changes": schema_changes} if schema_changes else {})}
     )  # fmt: skip
 
 
 def read(server, database: str, start, end, tables: dict[str, str | None], schemas=None, **kwargs) -> ChangeSet:
-    spec = make_spec(database, tables, kwargs.pop("rule", "previous"))
+    spec = make_spec(database, tables, kwargs.pop("rule", "previous"), kwargs.pop("schema_changes", None))
     selections = {s.source_name: s for s in select_tables(spec, {database: list(tables)})}
     if schemas is None:
         conn = endpoint(server).connect()
@@ -393,15 +394,21 @@ def test_add_column_first_after_and_two_in_one_alter(mysql_server):
         "CREATE OR REPLACE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10))",
     ],
 )
-def test_unsupported_ddl_raises_with_the_statement(mysql_server, statement):
+def test_unfollowable_ddl_stops_the_table_for_a_resync_or_fails_naming_the_statement(mysql_server, statement):
+    """Default (`schema_changes.unfollowable: resync`): the rows before the change are written, the table
+    stops there with the reason, for the resync to take it back; `fail` raises naming the statement."""
     db = fresh_database(mysql_server, "t (id INT PRIMARY KEY, v VARCHAR(10))")
     schemas = schemas_now(mysql_server, db, "t")
     start = coordinate(mysql_server)
     sql = statement.format(db=db)
-    mysql_server.execute(f"INSERT INTO {db}.t VALUES (1, 'x')", sql)
+    mysql_server.execute(f"INSERT INTO {db}.t VALUES (1, 'x')", sql, f"DELETE FROM {db}.t")
     end = coordinate(mysql_server)
+    stopped = read(mysql_server, db, start, end, {"t": None}, schemas).tables[f"{db}.t"]
+    assert [r["id"] for r in stopped.rows.to_pylist()] == [1]
+    assert stopped.schema_at_end.awaits_resync and sql.split()[0] in stopped.schema_at_end.stopped_reason
+    assert start.record_id() < stopped.schema_at_end.stopped_at < end.record_id()
     with pytest.raises(UnsupportedDDL) as caught:
-        read(mysql_server, db, start, end, {"t": None}, schemas)
+        read(mysql_server, db, start, end, {"t": None}, schemas, schema_changes={"unfollowable": "fail"})
     message = str(caught.value)
     assert sql.split()[0] in message and f"{db}.t" in message and "re-run the setup" in message
     assert caught.value.statement and sql.split(".")[-1].split()[0] in caught.value.statement
@@ -605,12 +612,15 @@ def test_every_fail_policy_fails_at_its_statement_naming_the_setting(mysql_serve
             assert schemas[f"{db}.t"].stopped_at is not None
 
 
-def test_add_column_whose_existing_values_only_the_server_knows_fails_loudly(mysql_server):
-    """Existing rows get the DDL's time, which no row event carries: the read fails naming it rather
-    than leave NULLs behind in the replica (issue 13 resynchronises such a table instead)."""
+def test_add_column_whose_existing_values_only_the_server_knows_is_resynced_or_fails_loudly(mysql_server):
+    """Existing rows get the DDL's time, which no row event carries: the table stops for a resync (the
+    default), or the read fails naming it, never leaving NULLs behind in the replica."""
     db = fresh_database(mysql_server, "t (id INT PRIMARY KEY)")
     schemas = schemas_now(mysql_server, db, "t")
     start = coordinate(mysql_server)
     mysql_server.execute(f"ALTER TABLE {db}.t ADD COLUMN made DATETIME DEFAULT CURRENT_TIMESTAMP")
-    with pytest.raises(UnsupportedDDL, match="ADD COLUMN made .* a DEFAULT value that only the server knows"):
-        read(mysql_server, db, start, coordinate(mysql_server), {"t": None}, schemas)
+    why = "ADD COLUMN made .* a DEFAULT value that only the server knows"
+    stopped = read(mysql_server, db, start, coordinate(mysql_server), {"t": None}, schemas).tables[f"{db}.t"]
+    assert stopped.schema_at_end.awaits_resync and re.search(why, stopped.schema_at_end.stopped_reason)
+    with pytest.raises(UnsupportedDDL, match=why):
+        read(mysql_server, db, start, coordinate(mysql_server), {"t": None}, schemas, schema_changes={"unfollowable": "fail"})

@@ -191,12 +191,14 @@ def test_full_load_plus_intervals_converge_and_reruns_are_identical(connections,
     ids1 = [r[0] for r in before1]
     assert ids0 == sorted(ids0) and ids1 == sorted(ids1) and ids0[-1] < ids1[0]  # record_ids increase across intervals
 
-    # Interval 2: unsupported DDL fails the batch without writing its partition.
+    # Interval 2: a DDL the batch cannot follow, under schema_changes.unfollowable: fail, fails the
+    # batch without writing its partition (the default, resync, is tested in test_replica_property).
     execute_at(mysql_server, inside(2, 30), f"ALTER TABLE {shop}.orders MODIFY weight FLOAT")
     context = interval(2)
     BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(context)
+    failing = {**spec, "schema_changes": {"unfollowable": "fail"}}
     with pytest.raises(AirflowFailException, match=r"(?i)modify.*orders|orders.*modify"):
-        IncrementalLoadOperator(task_id="load", spec=spec).execute(context)
+        IncrementalLoadOperator(task_id="load", spec=failing).execute(context)
     assert not emulator.client().get_table(log_table).exist_partition(
         "modifytime_year='2026',modifytime_month='01',modifytime_day='01',modifytime_hour='02'"
     )

@@ -37,6 +37,7 @@ from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
 from airflow_provider_polar_mc.core.full_load import SNAPSHOT_KEY, SNAPSHOT_KIND, FullLoader
 from airflow_provider_polar_mc.core.model import BinlogCoordinate
+from airflow_provider_polar_mc.core.resync import TableResync
 from airflow_provider_polar_mc.core.validate import _normalise
 from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import load_spec
@@ -910,9 +911,20 @@ def test_columns_dropped_renamed_and_redefined_then_the_table_truncated(connecti
     run_interval(spec, 2)
     assert_replicas_match(spec)
     assert sorted(query(f"SELECT id FROM {replica}")) == [(7,), (8,)]
-    execute_at(mysql_server, inside(3, 10), f"ALTER TABLE {big}.big MODIFY d DECIMAL(30,6)")
+    # A MODIFY that changes the MaxCompute type (a narrower DECIMAL): the table stops there for a resync
+    # (or, with unfollowable: fail, the batch fails naming why); the wider MaxCompute columns take it.
+    execute_at(mysql_server, inside(3, 10), f"ALTER TABLE {big}.big MODIFY d DECIMAL(12,6)")
+    failing = {**spec, "schema_changes": {"unfollowable": "fail"}}
     with pytest.raises(AirflowFailException, match=r"(?i)changes the MaxCompute type"):
-        run_interval(spec, 3)
+        run_interval(failing, 3)
+    execute_at(mysql_server, inside(3, 20), f"UPDATE {big}.big SET d = 123456.5 WHERE id = 7")
+    summary = run_interval(spec, 3)
+    assert summary["resync_requested"] == [f"{big}.big"]
+    migration = load_spec(spec)
+    TableResync(migration, resolve.source_endpoint(migration), resolve.destination(migration), store_of(spec)).run([f"{big}.big"])
+    execute_at(mysql_server, inside(4, 10), f"UPDATE {big}.big SET d = -1 WHERE id = 8")
+    run_interval(spec, 4)
+    assert_replicas_match(spec)
 
 
 @pytest.mark.parametrize(("statement", "reason"), [
@@ -961,3 +973,46 @@ def test_a_table_created_in_a_migrated_database_is_migrated_from_its_first_event
     assert all(r.equal for r in results.values()), [r.summary() for r in results.values()]
     replica = f"{spec['batch_rename']['prefix']}fresh"
     assert sorted(resolve.destination(load_spec(spec)).query(f"SELECT id, code FROM {replica}")) == [(2, "b"), (3, "c")]
+
+
+# =====================================================================================================
+# Resync: a change no row event lets the batch follow stops that table; a resync loads its _base again
+# at a new coordinate while the other table's changes keep arriving; both replicas equal their sources
+# =====================================================================================================
+
+
+def test_a_table_resynced_after_an_unfollowable_change_while_the_other_table_goes_on(connections, mysql_server, big):
+    from airflow_provider_polar_mc.core.resync import RESYNC_KIND, requested_resyncs
+
+    mysql_server.execute(f"CREATE TABLE {big}.other (id INT PRIMARY KEY, v INT, w VARCHAR(8))",
+                         f"INSERT INTO {big}.other VALUES " + ",".join(f"({i}, {i}, 'w{i}')" for i in range(1, 201)))
+    spec = set_up(connections, mysql_server, big)
+    execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.other SET v = -v WHERE id <= 10", f"UPDATE {big}.big SET n = 1 WHERE id <= 10")
+    # INT -> SMALLINT narrows the MaxCompute type: no row event lets the batch follow it.
+    execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.other MODIFY v SMALLINT, ADD COLUMN z INT AUTO_INCREMENT UNIQUE")
+    execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.other SET w = 'after' WHERE id BETWEEN 11 AND 20",
+               f"DELETE FROM {big}.big WHERE id = 11")
+    summary = run_interval(spec, 0)
+    assert summary["resync_requested"] == [f"{big}.other"] and "resync needed" in summary["stopped"][f"{big}.other"]
+    assert requested_resyncs(store_of(spec)) == [f"{big}.other"]
+
+    # The resync runs while both tables keep changing (in interval 1).
+    migration = load_spec(spec)
+    resync = TableResync(migration, resolve.source_endpoint(migration), resolve.destination(migration), store_of(spec))
+    done: list = []
+    worker = threading.Thread(target=lambda: done.extend(resync.run([f"{big}.other"])))
+    worker.start()
+    for k in range(6):
+        execute_at(mysql_server, inside(1, 5 + k), f"UPDATE {big}.other SET v = {k}, w = 'k{k}' WHERE id % 7 = {k}",
+                   f"INSERT INTO {big}.other (id, v, w) VALUES ({1000 + k}, {k}, 'new')",
+                   f"UPDATE {big}.big SET v = 'during {k}' WHERE id % 5 = {k % 5}")
+    worker.join(timeout=300)
+    assert done and done[0]["generation"] == 1
+    assert store_of(spec).get(RESYNC_KIND, f"{big}.other")["status"] == "done"
+    execute_at(mysql_server, inside(1, 40), f"DELETE FROM {big}.other WHERE id = 1", f"DELETE FROM {big}.big WHERE id = 12")
+    summary = run_interval(spec, 1)
+    assert "stopped" not in summary and summary["tables"][f"{big}.other"]["rows"] > 0
+    assert_replicas_match(spec)  # both tables, the resynced one in its new schema
+    execute_at(mysql_server, inside(2, 10), f"UPDATE {big}.other SET v = 7 WHERE id = 2", f"UPDATE {big}.big SET n = 2")
+    run_interval(spec, 2)
+    assert_replicas_match(spec)

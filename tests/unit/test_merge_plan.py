@@ -120,11 +120,11 @@ def test_every_plan_reads_each_interval_once_and_ends_at_the_newest(unit):
 def test_step_sql_reads_the_start_state_and_only_the_partition_range():
     target = MergeTarget("t_base", "t_log", "t", ("id",), "record_id", "after_flag", ("y", "m"), "t_snapshot")
     sql = merge_step_sql(target, ["id", "v"], snapshot("20261129"), LogRange(("2026", "03"), ("2026", "05")), REPLICA)
-    assert sql.startswith("INSERT OVERWRITE TABLE `t`\n")
+    assert sql.startswith("INSERT OVERWRITE TABLE `t` (`id`, `v`)\n")  # columns by name: a snapshot table may have more
     assert "FROM `t_snapshot` WHERE `ds` = '20261129'" in sql
     assert "((`y` > '2026') OR (`y` = '2026' AND `m` >= '03')) AND ((`y` < '2026') OR (`y` = '2026' AND `m` <= '05'))" in sql
     copy = merge_step_sql(target, ["id", "v"], REPLICA, None, snapshot("20261130"))
-    assert copy == "INSERT OVERWRITE TABLE `t_snapshot` PARTITION (ds='20261130')\nSELECT `id`, `v` FROM `t`;"
+    assert copy == "INSERT OVERWRITE TABLE `t_snapshot` PARTITION (ds='20261130') (`id`, `v`)\nSELECT `id`, `v` FROM `t`;"
     with pytest.raises(ValueError):
         merge_step_sql(target, ["id"], REPLICA, None, BASE)
 

@@ -63,7 +63,7 @@ from airflow_provider_polar_mc.core.binlog.rows_decoder import (
     columnar_decoder,
     table_decoder,
 )
-from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
+from airflow_provider_polar_mc.core.binlog.schema_history import RESYNC_REASON, TableSchema
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan, SourceColumn, binlog_file_index
 from airflow_provider_polar_mc.core.schema_plan import mapping_options, plan_table, source_column_type
@@ -176,6 +176,12 @@ class _TableCollector:
 
     def __len__(self) -> int:
         return len(self.kinds)
+
+    def skips(self, record_id: int) -> bool:
+        """The table's events at ``record_id`` are not migrated: it stopped, or they lie before the
+        coordinate its resynced _base was loaded at (that _base holds their effect)."""
+        schema = self.schema
+        return schema.stopped_at is not None or (schema.resumes_after is not None and record_id < schema.resumes_after)
 
     def add_columnar(self, kind: int, images: int, base_id: int, timestamp: int) -> None:
         """The bookkeeping of ``images`` images just decoded into :attr:`buffer`."""
@@ -559,7 +565,7 @@ def _read_events(
                 break
             if cls in kinds:
                 found = by_name.get((event.schema, event.table))
-                if found is not None and found[1].schema.stopped_at is None:
+                if found is not None and not found[1].skips((file_index << 32) | event_start):
                     key, collector = found
                     if event.table_id not in decoders:
                         table = stream.table_map[event.table_id]
@@ -600,8 +606,9 @@ def _read_events(
                     _apply_ddl(statement, default_db, by_lower_name, chunks, coordinate, log, by_name)
             elif cls is table_map_event:
                 found = by_name.get((event.schema, event.table))
-                if found is not None and found[1].schema.stopped_at is None:
-                    _check_columns(found[1], event, current_file, event_start)
+                if found is not None and not found[1].skips((file_index << 32) | event_start) and _columns_match(
+                    chunks, found[0], event, current_file, (file_index << 32) | event_start, log
+                ):
                     if event.table_id not in decoders:
                         # A table id keeps its definition within a file (DDL gives the table a new id):
                         # every transaction repeats the table map, the decoders are built at the first.
@@ -617,6 +624,20 @@ def _read_events(
             "retry, and if it persists check the source's binlog files (SHOW BINARY LOGS)"
         )
     return row_events
+
+
+def _columns_match(chunks: _Chunker, key: str, table_map: Any, log_file: str | None, record_id: int,
+                   log: Callable[[str], None]) -> bool:
+    """:func:`_check_columns`, with a mismatch (a schema change the binlog did not show) stopping the
+    table for a resync under ``schema_changes.unfollowable: resync``; False when it stopped."""
+    try:
+        _check_columns(chunks.collectors[key], table_map, log_file, record_id & 0xFFFFFFFF)
+    except UnsupportedDDL as exc:
+        if chunks.spec.schema_changes.unfollowable != "resync":
+            raise
+        _stop_for_resync(chunks, key, str(exc), record_id, log)
+        return False
+    return True
 
 
 def _check_columns(collector: _TableCollector, table_map: Any, log_file: str | None, position: int) -> None:
@@ -655,11 +676,12 @@ def _apply_ddl(
         touched = [key for key in collectors if key.split(".", 1)[1].lower() in statement.lower()]
         if not touched:
             return  # a statement we cannot read that does not even mention a selected table
-        raise UnsupportedDDL(
-            f"cannot parse DDL that may change {', '.join(touched)} at {coordinate}: {exc}. Statement: {statement}",
-            statement=statement,
-            coordinate=coordinate,
-        ) from exc
+        why = f"cannot parse DDL that may change {', '.join(touched)} at {coordinate}: {exc}. Statement: {statement}"
+        if chunks.spec.schema_changes.unfollowable != "resync":
+            raise UnsupportedDDL(why, statement=statement, coordinate=coordinate) from exc
+        for key in touched:
+            _stop_for_resync(chunks, key, why, coordinate.record_id(), log)
+        return
     for change in parsed.tables:
         database = change.database or default_db or ""
         key = by_lower_name.get((database.lower(), change.table.lower()))
@@ -673,12 +695,13 @@ def _apply_ddl(
         if key is None or change.action == "ignored" and change.default_charset is None:
             continue
         collector = collectors[key]
-        if collector.schema.stopped_at is not None and change.action != "unsupported":
-            continue  # the table left the migration; only a table taking its name is an error
+        if collector.skips(coordinate.record_id()) and change.action != "unsupported":
+            continue  # the table left the migration (or its resynced _base holds the change); only a table taking its name is an error
         kinds = [change.action]
         if change.action == "rename_columns":  # MODIFY / CHANGE with a definition, and/or a new name
             kinds = ["modify_columns"] * any(r.definition is not None for r in change.renamed)
             kinds += ["rename_columns"] * any(r.new.lower() != r.old.lower() for r in change.renamed)
+        resync_kind = next((kind for kind in kinds if chunks.policy(kind) == "resync"), None)
         for kind in kinds:
             if chunks.policy(kind) == "fail":
                 raise UnsupportedDDL(
@@ -689,89 +712,124 @@ def _apply_ddl(
                     statement,
                     coordinate,
                 )
-        # Each change is checked in full before the images before it are flushed: a DDL the batch refuses
-        # must leave nothing written (a flush opens the partition's upload).
-        if change.action == "drop_columns":
-            schema = collector.schema
-            for dropped in change.dropped:
-                if schema.column(dropped.name) is None and dropped.if_exists:
-                    continue
-                try:
-                    schema = schema.without_column(dropped.name)
-                except ValueError as exc:
-                    message = _unsupported_message(key, replace(change, reason=str(exc)), statement, coordinate)
-                    raise UnsupportedDDL(message, statement, coordinate) from exc
-                log(f"{key}: column {dropped.name} dropped at {coordinate}; its MaxCompute column stays, later rows NULL")
-            chunks.flush(key)  # the images before it, in the schema they were written in
-            collector.schema = schema
+        if resync_kind is not None:
+            _stop_for_resync(chunks, key, f"{_DDL_KINDS[resync_kind]} at {coordinate} (schema_changes."
+                             f"{_POLICY_FIELDS[resync_kind]} is `resync`): {statement.strip()}", coordinate.record_id(), log)
             continue
-        if change.action == "rename_columns":
-            schema = collector.schema
-            for renamed in change.renamed:
-                column = schema.column(renamed.old)
-                problem = None if column is None else _changed_definition(chunks.spec, schema, column, renamed.definition)
-                try:
-                    if problem:
-                        raise ValueError(f"{renamed.old}: {problem}")
-                    if renamed.definition is not None and column is not None:
-                        schema = schema.with_column_definition(renamed.old, renamed.definition.column)
-                    if renamed.new != renamed.old:
-                        schema = schema.with_renamed_column(renamed.old, renamed.new)
-                except ValueError as exc:
-                    message = _unsupported_message(key, replace(change, reason=str(exc)), statement, coordinate)
-                    raise UnsupportedDDL(message, statement, coordinate) from exc
-                log(f"{key}: column {renamed.old} {'renamed to ' + renamed.new if renamed.new != renamed.old else 'redefined'} "
-                    f"at {coordinate}; it stays in the same MaxCompute column")
-            chunks.flush(key)  # the images before it, under the old definition
-            collector.schema = schema
-            continue
-        if change.action in ("drop_table", "rename_table"):
-            chunks.flush(key)  # the images before it
-            collector.schema = collector.schema.with_stop(coordinate.record_id(), change.reason)
-            log(f"WARNING {key}: {change.reason} at {coordinate}: the table leaves the migration (its replica keeps "
-                "its state as of then; the other tables go on). To migrate it again, re-run the setup for it")
-            continue
-        if change.action == "truncate":
-            chunks.flush(key)  # the images before it
-            collector.schema = collector.schema.with_truncate(coordinate.record_id())
-            log(f"{key}: TRUNCATE TABLE at {coordinate}: the replica is empty from there on")
-            continue
-        if change.action == "unsupported":
-            raise UnsupportedDDL(_unsupported_message(key, change, statement, coordinate), statement, coordinate)
-        added_here: list[AddedColumn] = []
+        try:
+            _apply_change(key, change, statement, chunks, coordinate, log)
+        except UnsupportedDDL as exc:
+            if chunks.spec.schema_changes.unfollowable != "resync":
+                raise
+            _stop_for_resync(chunks, key, str(exc), coordinate.record_id(), log)
+
+
+def _stop_for_resync(chunks: _Chunker, key: str, why: str, record_id: int, log: Callable[[str], None]) -> None:
+    """``key`` stops at a change the batch does not follow (``schema_changes.unfollowable: resync``, or a
+    kind's policy `resync`): the images before it are written, the later ones skipped until a resync
+    (core/resync.py) loads the table's _base again. The other tables go on."""
+    collector = chunks.collectors[key]
+    if collector.schema.stopped_at is not None:
+        return
+    chunks.flush(key)
+    collector.schema = collector.schema.with_stop(record_id, RESYNC_REASON + why)
+    log(f"WARNING {key}: stopped for a resync: {why}. The other tables go on; the incremental DAG starts the "
+        "resync (or trigger it by hand: the setup DAG's resync_tables)")
+
+
+def _apply_change(
+    key: str,
+    change: Any,
+    statement: str,
+    chunks: _Chunker,
+    coordinate: BinlogCoordinate,
+    log: Callable[[str], None],
+) -> None:
+    """Follow one parsed change of migrated table ``key``, or raise UnsupportedDDL naming why not."""
+    collector = chunks.collectors[key]
+    # Each change is checked in full before the images before it are flushed: a DDL the batch refuses
+    # must leave nothing written (a flush opens the partition's upload).
+    if change.action == "drop_columns":
         schema = collector.schema
-        if change.default_charset:
-            schema = replace(schema, default_charset=change.default_charset)
-        for added in change.added:
-            if added.existing_rows is not None and not added.existing_rows.known:
-                raise UnsupportedDDL(
-                    f"ADD COLUMN {added.column.name} on {key} at {coordinate} gives the existing rows a value through "
-                    f"{added.fills_existing_rows} that only the server knows (no row event carries it), so the replica "
-                    "could not show it. Fix: add such columns as NULL (or with a constant DEFAULT) and fill them with "
-                    "UPDATE (the updates are migrated), or add the column in MaxCompute by hand and re-run the setup "
-                    f"(full load) for the table. Statement: {statement}",
-                    statement,
-                    coordinate,
-                )
-            if schema.column(added.column.name) is not None:
-                if added.if_not_exists:
-                    continue
-                raise UnsupportedDDL(
-                    f"ADD COLUMN {added.column.name} on {key} at {coordinate}, but the tracked schema already has "
-                    f"that column. Statement: {statement}",
-                    statement,
-                    coordinate,
-                )
+        for dropped in change.dropped:
+            if schema.column(dropped.name) is None and dropped.if_exists:
+                continue
             try:
-                schema = schema.with_added_column(added, coordinate.record_id())
+                schema = schema.without_column(dropped.name)
             except ValueError as exc:
-                raise UnsupportedDDL(f"{exc} (at {coordinate}). Statement: {statement}", statement, coordinate) from exc
-            added_here.append(added)
-            log(f"{key}: column {added.column.name} {added.column.column_type} added at {coordinate}")
-        chunks.flush(key)  # the images before the DDL, in the schema they were written in
-        collector.added.extend(added_here)
+                message = _unsupported_message(key, replace(change, reason=str(exc)), statement, coordinate)
+                raise UnsupportedDDL(message, statement, coordinate) from exc
+            log(f"{key}: column {dropped.name} dropped at {coordinate}; its MaxCompute column stays, later rows NULL")
+        chunks.flush(key)  # the images before it, in the schema they were written in
         collector.schema = schema
-        chunks.columns_added(key, added_here)
+        return
+    if change.action == "rename_columns":
+        schema = collector.schema
+        for renamed in change.renamed:
+            column = schema.column(renamed.old)
+            problem = None if column is None else _changed_definition(chunks.spec, schema, column, renamed.definition)
+            try:
+                if problem:
+                    raise ValueError(f"{renamed.old}: {problem}")
+                if renamed.definition is not None and column is not None:
+                    schema = schema.with_column_definition(renamed.old, renamed.definition.column)
+                if renamed.new != renamed.old:
+                    schema = schema.with_renamed_column(renamed.old, renamed.new)
+            except ValueError as exc:
+                message = _unsupported_message(key, replace(change, reason=str(exc)), statement, coordinate)
+                raise UnsupportedDDL(message, statement, coordinate) from exc
+            log(f"{key}: column {renamed.old} {'renamed to ' + renamed.new if renamed.new != renamed.old else 'redefined'} "
+                f"at {coordinate}; it stays in the same MaxCompute column")
+        chunks.flush(key)  # the images before it, under the old definition
+        collector.schema = schema
+        return
+    if change.action in ("drop_table", "rename_table"):
+        chunks.flush(key)  # the images before it
+        collector.schema = collector.schema.with_stop(coordinate.record_id(), change.reason)
+        log(f"WARNING {key}: {change.reason} at {coordinate}: the table leaves the migration (its replica keeps "
+            "its state as of then; the other tables go on). To migrate it again, re-run the setup for it")
+        return
+    if change.action == "truncate":
+        chunks.flush(key)  # the images before it
+        collector.schema = collector.schema.with_truncate(coordinate.record_id())
+        log(f"{key}: TRUNCATE TABLE at {coordinate}: the replica is empty from there on")
+        return
+    if change.action == "unsupported":
+        raise UnsupportedDDL(_unsupported_message(key, change, statement, coordinate), statement, coordinate)
+    added_here: list[AddedColumn] = []
+    schema = collector.schema
+    if change.default_charset:
+        schema = replace(schema, default_charset=change.default_charset)
+    for added in change.added:
+        if added.existing_rows is not None and not added.existing_rows.known:
+            raise UnsupportedDDL(
+                f"ADD COLUMN {added.column.name} on {key} at {coordinate} gives the existing rows a value through "
+                f"{added.fills_existing_rows} that only the server knows (no row event carries it), so the replica "
+                "could not show it. Fix: add such columns as NULL (or with a constant DEFAULT) and fill them with "
+                "UPDATE (the updates are migrated), or add the column in MaxCompute by hand and re-run the setup "
+                f"(full load) for the table. Statement: {statement}",
+                statement,
+                coordinate,
+            )
+        if schema.column(added.column.name) is not None:
+            if added.if_not_exists:
+                continue
+            raise UnsupportedDDL(
+                f"ADD COLUMN {added.column.name} on {key} at {coordinate}, but the tracked schema already has "
+                f"that column. Statement: {statement}",
+                statement,
+                coordinate,
+            )
+        try:
+            schema = schema.with_added_column(added, coordinate.record_id())
+        except ValueError as exc:
+            raise UnsupportedDDL(f"{exc} (at {coordinate}). Statement: {statement}", statement, coordinate) from exc
+        added_here.append(added)
+        log(f"{key}: column {added.column.name} {added.column.column_type} added at {coordinate}")
+    chunks.flush(key)  # the images before the DDL, in the schema they were written in
+    collector.added.extend(added_here)
+    collector.schema = schema
+    chunks.columns_added(key, added_here)
 
 
 _DDL_KINDS = {"add_columns": "ADD COLUMN", "drop_columns": "DROP COLUMN", "rename_columns": "RENAME COLUMN",

@@ -18,6 +18,9 @@ from airflow_provider_polar_mc.core.binlog.ddl import AddedColumn
 from airflow_provider_polar_mc.core.model import ColumnFill, SourceColumn, SourceTable
 from airflow_provider_polar_mc.core.selection import TableSelection
 
+# The start of ``stopped_reason`` for a table stopped until a resync loads it again.
+RESYNC_REASON = "resync needed: "
+
 
 @dataclass(frozen=True)
 class TableSchema:
@@ -46,6 +49,16 @@ class TableSchema:
     # not migrated (the replica keeps its state as of then).
     stopped_at: int | None = None
     stopped_reason: str = ""
+    # A resync (core/resync.py) re-loaded the table's _base at this record_id: ``generation`` counts
+    # them (0: the setup's full load), and the table's events at or before ``resumes_after`` are in
+    # that _base, so the batch skips them.
+    generation: int = 0
+    resumes_after: int | None = None
+
+    @property
+    def awaits_resync(self) -> bool:
+        """Stopped by a change the batch could not follow: a resync (core/resync.py) takes it back."""
+        return self.stopped_at is not None and self.stopped_reason.startswith(RESYNC_REASON)
 
     @property
     def name(self) -> str:
@@ -174,6 +187,8 @@ class TableSchema:
             "renamed": dict(self.renamed),
             "stopped_at": self.stopped_at,
             "stopped_reason": self.stopped_reason,
+            "generation": self.generation,
+            "resumes_after": self.resumes_after,
         }  # fmt: skip
 
     @classmethod
@@ -191,6 +206,8 @@ class TableSchema:
             renamed=dict(data.get("renamed") or {}),
             stopped_at=data.get("stopped_at"),
             stopped_reason=data.get("stopped_reason") or "",
+            generation=int(data.get("generation") or 0),
+            resumes_after=data.get("resumes_after"),
         )
 
 

@@ -21,8 +21,8 @@ Which steps run, and from which state, is decided by ``core/merging.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from airflow_provider_polar_mc.core import sqltext
@@ -43,6 +43,11 @@ class MergeTarget:
     snapshot_table: str = ""  # <replica>_snapshot, partitioned by ds (merge.snapshots); "" without
     fills: tuple[MergeFill, ...] = ()  # values ADD COLUMN gave existing rows
     truncated_at: tuple[int, ...] = ()  # record_ids of TRUNCATE TABLE: rows changed before are gone
+    # A resync (core/resync.py) loaded _base again at this record_id: a step reaching past it starts
+    # from that _base and takes only the _log rows from there on.
+    base_record_id: int | None = None
+    # Columns whose _log type is wider than the _base's (a narrowing resynced): cast to the _base's.
+    casts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -140,13 +145,15 @@ def _state_rows(target: MergeTarget, state: ReplicaState, cols: str) -> str:
     return f"SELECT {cols} FROM {sqltext.quote_mc_name(state.describe(target))}"
 
 
-def _write_clause(target: MergeTarget, into: ReplicaState) -> str:
+def _write_clause(target: MergeTarget, into: ReplicaState, data_columns: Sequence[str]) -> str:
+    # The columns by name: a snapshot table made before a resync keeps columns the new _base lacks.
+    names = ", ".join(sqltext.quote_mc_name(c) for c in data_columns)
     if into.kind == "base":
         raise ValueError("a merge never writes the base table")
     if into.kind == "snapshot":
         partition = sqltext.mc_partition_spec([SNAPSHOT_PARTITION_COLUMN], [into.ds])
-        return f"INSERT OVERWRITE TABLE {sqltext.quote_mc_name(target.snapshot_table)} PARTITION ({partition})"
-    return f"INSERT OVERWRITE TABLE {sqltext.quote_mc_name(target.replica_table)}"
+        return f"INSERT OVERWRITE TABLE {sqltext.quote_mc_name(target.snapshot_table)} PARTITION ({partition}) ({names})"
+    return f"INSERT OVERWRITE TABLE {sqltext.quote_mc_name(target.replica_table)} ({names})"
 
 
 def merge_step_sql(
@@ -157,14 +164,16 @@ def merge_step_sql(
     into: ReplicaState,
     fills: Sequence[MergeFill] = (),
     truncated_at: int | None = None,
+    log_from: int | None = None,
 ) -> str:
     """One statement: ``into`` := ``start`` merged with the `_log` partitions of ``logs`` (a plain copy
     when ``logs`` is None). ``fills``: the ones whose DDL lies between the start state and the end of
     ``logs``; ``truncated_at``: the last TRUNCATE TABLE there (the start state and the log rows before
-    it are dropped); the caller knows both coordinates. Reading and overwriting the same table is fine:
+    it are dropped); ``log_from``: only the log rows from this record_id on (the start state, a
+    resynced ``_base``, holds the earlier ones); the caller knows the coordinates. Reading and overwriting the same table is fine:
     MaxCompute (and the emulator) compute the query before replacing the data."""
     cols = ", ".join(sqltext.quote_mc_name(c) for c in data_columns)
-    write = _write_clause(target, into)
+    write = _write_clause(target, into, data_columns)
     if logs is None:
         return f"{write}\n{_state_rows(target, start, _filled(data_columns, fills, None))};"
     keys = ", ".join(sqltext.quote_mc_name(c) for c in target.key_columns)
@@ -174,14 +183,24 @@ def merge_step_sql(
     log_where = log_range_predicate(target.partition_columns, logs)
     if truncated_at is not None:
         log_where += f" AND {rid} >= {int(truncated_at)}"
+    if log_from is not None:
+        log_where += f" AND {rid} >= {int(log_from)}"
     log_rows = (
         f"SELECT {_filled(data_columns, fills, rid)}, {rid}, {after} FROM {sqltext.quote_mc_name(target.log_table)}\n"
         f"    WHERE {log_where}"
     )
     union = log_rows if truncated_at is not None else f"{start_rows}\n    UNION ALL\n    {log_rows}"
+    outer = cols
+    if target.casts:
+        by_name = {k.lower(): v for k, v in target.casts.items()}
+        outer = ", ".join(
+            f"CAST({sqltext.quote_mc_name(c)} AS {by_name[c.lower()]}) AS {sqltext.quote_mc_name(c)}" if c.lower() in by_name
+            else sqltext.quote_mc_name(c)
+            for c in data_columns
+        )  # fmt: skip
     return (
         f"{write}\n"
-        f"SELECT {cols} FROM (\n"
+        f"SELECT {outer} FROM (\n"
         f"  SELECT {cols}, {after} AS merge_after_flag,\n"
         f"         ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {rid} DESC, {after} DESC) AS merge_rank\n"
         f"  FROM (\n"
@@ -244,9 +263,10 @@ def run_step(
     into: ReplicaState,
     fills: Sequence[MergeFill] = (),
     truncated_at: int | None = None,
+    log_from: int | None = None,
 ) -> str:
     """Run one merge step; returns the SQL run."""
-    sql = merge_step_sql(target, data_columns, start, logs, into, fills, truncated_at)
+    sql = merge_step_sql(target, data_columns, start, logs, into, fills, truncated_at, log_from)
     destination.execute(sql)
     return sql
 
