@@ -8,7 +8,10 @@ Two DAGs per spec:
   followed by one ``full_load_commit`` (docs/full-load-shards.md).
 - ``polar_mc__<name>__incremental`` (scheduled, one run per ``_log`` partition from the latest closed
   interval at deployment, no interval skipped after that, runs in order): wait_for_binlog (deferrable) >> incremental_load >> merge. Backfill it like any DAG; a re-run
-  of an interval rebuilds the identical partition.
+  of an interval rebuilds the identical partition. When a batch stopped a table at a change it cannot
+  follow, ``start_resync`` triggers the resync DAG.
+- ``polar_mc__<name>__resync`` (triggered, by that task or by hand with the ``tables`` Param): loads the
+  tables' ``_base`` again at a new coordinate while the other tables' batches go on (core/resync.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, task
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_polar_mc.exceptions import ConfigError
@@ -33,6 +37,7 @@ from airflow_provider_polar_mc.operators.full_load import (
 from airflow_provider_polar_mc.operators.incremental import IncrementalLoadOperator
 from airflow_provider_polar_mc.operators.merge import MergeOperator
 from airflow_provider_polar_mc.operators.precheck import PrecheckOperator
+from airflow_provider_polar_mc.operators.resync import ResyncOperator
 from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
 from airflow_provider_polar_mc.spec import MigrationSpec
@@ -137,15 +142,60 @@ def incremental_dag(spec_path: str | Path, spec: MigrationSpec, **dag_kwargs: An
         wait >> load
         if spec.merge_active:
             load >> MergeOperator(task_id="merge", spec=path)
+
+        @task.short_circuit(task_id="resync_requested", ignore_downstream_trigger_rules=False)
+        def resync_requested(summary: dict[str, Any] | None) -> bool:
+            return bool((summary or {}).get("resync_requested"))
+
+        trigger = TriggerDagRunOperator(
+            task_id="start_resync", trigger_dag_id=resync_dag_id(spec), conf={"tables": []}, wait_for_completion=False
+        )
+        resync_requested(load.output) >> trigger
+    return dag
+
+
+def resync_dag_id(spec: MigrationSpec) -> str:
+    return f"polar_mc__{spec.name}__resync"
+
+
+def resync_dag(spec_path: str | Path, spec: MigrationSpec, **dag_kwargs: Any) -> DAG | None:
+    """The DAG that resyncs tables, or None without incremental migration (a full-only migration re-runs
+    its setup instead)."""
+    if "incremental" not in spec.migration_types:
+        return None
+    path = str(spec_path)
+    with DAG(
+        **_migration_dag_args(spec, "resync", f"Resync of tables of migration `{spec.name}` ({path}): their `_base` "
+                              "loaded again at a new coordinate while the other tables go on. Started by the "
+                              "incremental DAG when a batch stops a table at a change it cannot follow, or by hand.",
+                              dag_kwargs),
+        schedule=None,
+        start_date=_EARLIEST_START,
+        catchup=False,
+        render_template_as_native_obj=True,  # the tables Param reaches the operator as a list
+        params={
+            "tables": Param(
+                [], type="array", items={"type": "string"}, title="Tables to resync",
+                description="db.table names; empty: every table an incremental batch stopped for a resync.",
+            )
+        },
+    ) as dag:
+        ResyncOperator(task_id="resync", spec=path, tables="{{ params.tables }}", retries=2,
+                       retry_delay=dt.timedelta(seconds=30))  # fmt: skip
     return dag
 
 
 def dags_for_spec(spec_path: str | Path, **dag_kwargs: Any) -> list[DAG]:
-    spec = MigrationSpec.from_yaml(spec_path)
+    return build_dags(spec_path, MigrationSpec.from_yaml(spec_path), **dag_kwargs)
+
+
+def build_dags(spec_path: str | Path, spec: MigrationSpec, **dag_kwargs: Any) -> list[DAG]:
+    """The setup DAG, and with incremental migration the incremental and resync DAGs."""
     dags = [setup_dag(spec_path, spec, **dag_kwargs)]
-    incremental = incremental_dag(spec_path, spec, **dag_kwargs)
-    if incremental is not None:
-        dags.append(incremental)
+    for build in (incremental_dag, resync_dag):
+        dag = build(spec_path, spec, **dag_kwargs)
+        if dag is not None:
+            dags.append(dag)
     return dags
 
 
@@ -192,10 +242,7 @@ def migration_dags(dag_file: str | Path, spec_dir: str | Path | None = None) -> 
                     f"migration name {spec.name!r} is already used by {owners[spec.name]}: each spec needs its own "
                     "name (it names the DAGs and the checkpoints)"
                 )
-            built = [setup_dag(path, spec)]
-            incremental = incremental_dag(path, spec)
-            if incremental is not None:
-                built.append(incremental)
+            built = build_dags(path, spec)
         except Exception as error:  # any spec's failure stays that spec's: the others still load
             if isinstance(error, ConfigError):
                 log.error("polar-mc: %s", error)

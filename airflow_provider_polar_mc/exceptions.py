@@ -218,3 +218,16 @@ class CheckpointConflict(PolarMcError):
     Raised before any data is written, because accepting it would break exactly-once delivery.
     Retrying cannot help: inspect the checkpoints named in the message.
     """
+
+
+class ResyncError(PolarMcError):
+    """A resync (core/resync.py) cannot make a table's MaxCompute tables take its new schema (a
+    ``_log`` column whose type the change widened beyond it); the message names the column and the
+    way out. Retrying cannot help."""
+
+
+class ResyncPending(PolarMcError):
+    """A batch reached an interval after a resync started, before the resync recorded its coordinate
+    (a few seconds): Airflow's retry runs it again once it has."""
+
+    retryable = True

@@ -38,21 +38,13 @@ from airflow_provider_polar_mc.core.full_load import FullLoader, TableLoadResult
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, DestColumn, TablePlan
 from airflow_provider_polar_mc.core.planning import describe_table_schema, only_tables, plan_migration
 from airflow_provider_polar_mc.core.retry import RetryPolicy
-from airflow_provider_polar_mc.exceptions import PolarMcError
+from airflow_provider_polar_mc.exceptions import ResyncError, ResyncPending
+
+__all__ = ["ResyncError", "ResyncPending", "TableResync", "holds", "merge_base", "request_resync"]
 from airflow_provider_polar_mc.spec import MigrationSpec
 
 RESYNC_KIND = "resync"
 REQUESTED, PENDING, LOADING, DONE = "requested", "pending", "loading", "done"
-
-
-class ResyncError(PolarMcError):
-    """A resync cannot make the table's MaxCompute tables take its new schema; the message names the
-    column and the way out."""
-
-
-class ResyncPending(PolarMcError):
-    """A batch reached an interval after a resync started, before the resync recorded its coordinate:
-    retry in a moment (the task's retries do)."""
 
 
 _INTEGER_WIDTHS = {"tinyint": 1, "smallint": 2, "int": 3, "bigint": 4}

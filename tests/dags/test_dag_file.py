@@ -72,7 +72,7 @@ def test_spec_folder_from_airflow_config(tmp_path, airflow_db, monkeypatch):
     monkeypatch.setenv("AIRFLOW__POLAR_MC__SPEC_DIR", str(elsewhere))
     bag = _dagbag(dags)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"polar_mc__example_shop__setup", "polar_mc__example_shop__incremental"}
+    assert set(bag.dag_ids) == {"polar_mc__example_shop__setup", "polar_mc__example_shop__incremental", "polar_mc__example_shop__resync"}
 
 
 def test_spec_dir_option_is_declared_in_the_provider_config():

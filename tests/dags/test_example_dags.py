@@ -28,12 +28,23 @@ def test_example_spec_gives_setup_and_incremental_dags(dagbag):
         "precheck", "schema_migration", "plan_full_load_groups", "full_load",
         "plan_full_load_shards", "full_load_shard", "full_load_commit",
     }  # fmt: skip
-    assert set(incremental.task_ids) == {"wait_for_binlog", "incremental_load", "merge"}
+    assert set(incremental.task_ids) == {"wait_for_binlog", "incremental_load", "merge", "resync_requested", "start_resync"}
     assert incremental.max_active_runs == 1
     assert all(t.depends_on_past for t in incremental.tasks)
     assert incremental.timetable.summary == "0 * * * *"
     run = incremental.timetable.infer_manual_data_interval(run_after=__import__("pendulum").datetime(2026, 5, 1, 10, 30))
     assert (run.end - run.start).total_seconds() == 3600  # a real interval: it names the run's partition
+
+
+def test_a_batch_that_stops_a_table_for_a_resync_starts_the_resync_dag_whose_param_takes_tables(dagbag):
+    incremental = dagbag.get_dag("polar_mc__example_shop__incremental")
+    resync = dagbag.get_dag("polar_mc__example_shop__resync")
+    assert resync is not None and resync.task_ids == ["resync"] and resync.schedule is None
+    assert resync.params["tables"] == [] and resync.render_template_as_native_obj
+    gate, trigger = incremental.get_task("resync_requested"), incremental.get_task("start_resync")
+    assert gate.upstream_task_ids == {"incremental_load"} and trigger.upstream_task_ids == {"resync_requested"}
+    assert trigger.trigger_dag_id == "polar_mc__example_shop__resync"
+    assert not gate.python_callable({"rows": 1}) and gate.python_callable({"resync_requested": ["shop.orders"]})
 
 
 def test_setup_dag_maps_shards_of_big_tables_and_commits_them_after_every_shard(dagbag):

@@ -981,14 +981,20 @@ def test_a_table_created_in_a_migrated_database_is_migrated_from_its_first_event
 # =====================================================================================================
 
 
-def test_a_table_resynced_after_an_unfollowable_change_while_the_other_table_goes_on(connections, mysql_server, big):
+def test_a_table_resynced_after_an_unfollowable_change_while_the_other_table_goes_on(
+    tmp_path, monkeypatch, airflow_db, connections, mysql_server, big
+):
+    import yaml
+
     from airflow_provider_polar_mc.core.resync import RESYNC_KIND, requested_resyncs
+    from airflow_provider_polar_mc.dag_factory import resync_dag
 
     mysql_server.execute(f"CREATE TABLE {big}.other (id INT PRIMARY KEY, v INT, w VARCHAR(8))",
                          f"INSERT INTO {big}.other VALUES " + ",".join(f"({i}, {i}, 'w{i}')" for i in range(1, 201)))
     spec = set_up(connections, mysql_server, big)
     execute_at(mysql_server, inside(0, 5), f"UPDATE {big}.other SET v = -v WHERE id <= 10", f"UPDATE {big}.big SET n = 1 WHERE id <= 10")
-    # INT -> SMALLINT narrows the MaxCompute type: no row event lets the batch follow it.
+    # INT -> SMALLINT narrows the MaxCompute type, and an AUTO_INCREMENT column gets values no row event
+    # carries: the batch follows neither.
     execute_at(mysql_server, inside(0, 10), f"ALTER TABLE {big}.other MODIFY v SMALLINT, ADD COLUMN z INT AUTO_INCREMENT UNIQUE")
     execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.other SET w = 'after' WHERE id BETWEEN 11 AND 20",
                f"DELETE FROM {big}.big WHERE id = 11")
@@ -996,17 +1002,25 @@ def test_a_table_resynced_after_an_unfollowable_change_while_the_other_table_goe
     assert summary["resync_requested"] == [f"{big}.other"] and "resync needed" in summary["stopped"][f"{big}.other"]
     assert requested_resyncs(store_of(spec)) == [f"{big}.other"]
 
-    # The resync runs while both tables keep changing (in interval 1).
-    migration = load_spec(spec)
-    resync = TableResync(migration, resolve.source_endpoint(migration), resolve.destination(migration), store_of(spec))
-    done: list = []
-    worker = threading.Thread(target=lambda: done.extend(resync.run([f"{big}.other"])))
-    worker.start()
-    for k in range(6):
-        execute_at(mysql_server, inside(1, 5 + k), f"UPDATE {big}.other SET v = {k}, w = 'k{k}' WHERE id % 7 = {k}",
-                   f"INSERT INTO {big}.other (id, v, w) VALUES ({1000 + k}, {k}, 'new')",
-                   f"UPDATE {big}.big SET v = 'during {k}' WHERE id % 5 = {k % 5}")
-    worker.join(timeout=300)
+    # The resync DAG runs (as the incremental DAG's start_resync triggers it: no tables given, the
+    # requested ones) while both tables keep changing, in interval 1.
+    path = tmp_path / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    monkeypatch.setenv("AIRFLOW__POLAR_MC__SPEC_DIR", str(tmp_path))  # DAG.test() finds the spec through the DAG file
+    migration = load_spec(str(path))
+
+    def keep_writing() -> None:
+        for k in range(6):
+            execute_at(mysql_server, inside(1, 5 + k), f"UPDATE {big}.other SET v = {k}, w = 'k{k}' WHERE id % 7 = {k}",
+                       f"INSERT INTO {big}.other (id, v, w) VALUES ({1000 + k}, {k}, 'new')",
+                       f"UPDATE {big}.big SET v = 'during {k}' WHERE id % 5 = {k % 5}")
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    run = resync_dag(path, migration).test(run_conf={"tables": []})
+    writer.join(timeout=120)
+    assert run.state == "success", {ti.task_id: ti.state for ti in run.get_task_instances()}
+    done = [ti.xcom_pull(task_ids="resync") for ti in run.get_task_instances()][0]
     assert done and done[0]["generation"] == 1
     assert store_of(spec).get(RESYNC_KIND, f"{big}.other")["status"] == "done"
     execute_at(mysql_server, inside(1, 40), f"DELETE FROM {big}.other WHERE id = 1", f"DELETE FROM {big}.big WHERE id = 12")

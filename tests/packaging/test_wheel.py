@@ -90,7 +90,7 @@ def test_wheel_install_loads_the_example_dags(fresh_install):
     _run([airflow, "dags", "reserialize"], env)
     assert _json(_run([airflow, "dags", "list-import-errors", "-o", "json"], env)) == []
     listed = {dag["dag_id"] for dag in _json(_run([airflow, "dags", "list", "-o", "json"], env))}
-    assert {"polar_mc__example_shop__setup", "polar_mc__example_shop__incremental"} <= listed
+    assert {"polar_mc__example_shop__setup", "polar_mc__example_shop__incremental", "polar_mc__example_shop__resync"} <= listed
     details = _json(_run([airflow, "dags", "details", "polar_mc__example_shop__incremental", "-o", "json"], env))
     details = details[0] if isinstance(details, list) else details
     # Deployed today, the first run is the latest closed hour, not 2026-01-01 (a catch-up of months).
