@@ -170,9 +170,10 @@ class TableResync:
     def _ensure_tables(self, plan: TablePlan) -> None:
         """The table's MaxCompute tables take its new schema. ``_base`` is created anew from it (the
         generation is loaded into it anyway) and the replica dropped (the next merge creates it from
-        the new ``_base``); ``_log`` gets the missing columns and keeps its older ones (older
-        partitions hold them). A ``_log`` column that cannot take its new type stops the resync,
-        naming it; a narrower type is taken by the wider column."""
+        the new ``_base``); ``_log`` (and the snapshot table) get the missing columns and keep their
+        older ones (older partitions hold them). A narrower type is taken by the wider column; a wider
+        one widens the column in place (MaxCompute's CHANGE COLUMN); any other type change stops the
+        resync, naming the column."""
         selection = plan.selection
         for ddl in plan.ddls:
             existing = self.destination.describe(ddl.name)
@@ -187,6 +188,12 @@ class TableResync:
                 self.destination.create_table(ddl, if_not_exists=True)
                 continue
             have = {c.name.lower(): c.type for c in existing.columns}
+            self._widen(ddl.name, ddl.columns, have)
+            if selection.snapshot_table:
+                snapshot = self.destination.describe(selection.snapshot_table)
+                if snapshot is not None:
+                    self._widen(selection.snapshot_table, ddl.columns, {c.name.lower(): c.type for c in snapshot.columns})
+            have = {c.name.lower(): c.type for c in self.destination.describe(ddl.name).columns}  # type: ignore[union-attr]
             changed = [
                 f"column {c.name} is {have[c.name.lower()]}, the new schema needs {c.type}"
                 for c in ddl.columns
@@ -202,6 +209,13 @@ class TableResync:
             if missing:
                 self.destination.add_columns(ddl.name, missing)
                 self.log(f"{ddl.name}: added columns {[c.name for c in missing]} for the resync")
+
+    def _widen(self, table: str, columns: Iterable[DestColumn], have: Mapping[str, str]) -> None:
+        for column in columns:
+            old = have.get(column.name.lower())
+            if old is not None and not holds(old, column.type) and holds(column.type, old):
+                self.destination.widen_column(table, column.name, column.type)
+                self.log(f"{table}: column {column.name} widened from {old} to {column.type} for the resync")
 
 def merge_base(state: Mapping[str, Any] | None, end_record_id: int) -> tuple[str | None, int | None, str | None]:
     """What the merge of an interval ending at ``end_record_id`` uses for a table with resync record

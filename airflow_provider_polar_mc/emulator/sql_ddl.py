@@ -1,4 +1,4 @@
-"""DDL statements of the emulator: CREATE/DROP TABLE, ALTER TABLE ADD COLUMNS / ADD|DROP PARTITION, TRUNCATE.
+"""DDL statements of the emulator: CREATE/DROP TABLE, ALTER TABLE ADD COLUMNS / CHANGE COLUMN (type widening) / ADD|DROP PARTITION, TRUNCATE.
 
 Parsed by hand from the statement's tokens (the grammar is small and pyodps emits it in a fixed
 shape, see ``odps.models.Table.gen_create_table_sql``) and applied through :class:`Storage`.
@@ -20,7 +20,7 @@ from .storage import (
     StorageError,
     TableExists,
 )
-from .types import UnsupportedType, parse_type
+from .types import UnsupportedType, parse_type, widens
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,16 @@ def run_alter_table(storage: Storage, project: str, statement: Statement) -> Non
             for spec in specs:
                 storage.create_partition(table.project, table.name, spec, if_not_exists=if_not_exists)
             return
+        if cur.accept_word("CHANGE"):
+            cur.accept_word("COLUMN")
+            old_tok = cur.expect_name("a column name")
+            new_tok = cur.expect_name("the new column name")
+            new_type = parse_type_tokens(cur)
+            cur.expect_end()
+            if old_tok.value.lower() != new_tok.value.lower():
+                raise unsupported("ALTER TABLE ... CHANGE COLUMN renaming and retyping at once", new_tok.line, new_tok.col)
+            _change_column_type(storage, table, old_tok.value.lower(), new_type, old_tok.line, old_tok.col)
+            return
         if cur.accept_word("DROP"):
             if_exists = _accept_if_exists(cur)
             tok = cur.peek()
@@ -279,6 +289,18 @@ def _add_columns(storage: Storage, table: TableName, columns: list[Column], if_n
         columns = [c for c in columns if meta.column(c.name) is None]
     if columns:
         storage.add_columns(table.project, table.name, columns)
+
+
+def _change_column_type(storage: Storage, table: TableName, column: str, new_type, line: int, col: int) -> None:
+    meta = storage.get_table(table.project, table.name)
+    if meta is None:
+        raise table_not_found(table.project, table.name, table.line, table.col)
+    existing = meta.column(column)
+    if existing is None or any(p.name == column for p in meta.partition_columns):
+        raise semantic(f"column {column} cannot be resolved in table {meta.name}", line, col)
+    if not widens(existing.type, new_type):
+        raise semantic(f"changing column data type from {existing.type} to {new_type} is not supported", line, col)
+    storage.change_column_type(table.project, table.name, column, new_type)
 
 
 def _accept_if_not_exists(cur: TokenCursor) -> bool:

@@ -14,14 +14,14 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from .catalog import Column, PartitionSpec, TableMeta, format_partition_spec, normalize_name, storage_table
-from .types import parse_type
+from .types import MCType, parse_type
 
 
 def _coalesce(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
@@ -225,6 +225,19 @@ class Storage:
                 cur.execute(
                     "UPDATE _mc_tables SET columns = ?, modified_at = ? WHERE project = ? AND name = ?",
                     [_columns_to_json(meta.columns + new), time.time(), meta.project, meta.name],
+                )
+            return self.require_table(project, name)
+
+    def change_column_type(self, project: str, name: str, column: str, new_type: MCType) -> TableMeta:
+        """``ALTER TABLE ... CHANGE COLUMN c c <type>`` (the caller checked it keeps every value)."""
+        with self._write_lock:
+            meta = self.require_table(project, name)
+            columns = tuple(replace(c, type=new_type) if c.name == column else c for c in meta.columns)
+            with self._transaction() as cur:
+                cur.execute(f'ALTER TABLE {storage_table(project, name)} ALTER COLUMN "{column}" TYPE {new_type.duckdb}')
+                cur.execute(
+                    "UPDATE _mc_tables SET columns = ?, modified_at = ? WHERE project = ? AND name = ?",
+                    [_columns_to_json(columns), time.time(), meta.project, meta.name],
                 )
             return self.require_table(project, name)
 

@@ -91,6 +91,28 @@ class MCType:
         return self.arrow
 
 
+_INTEGER_RANK = {"TINYINT": 1, "SMALLINT": 2, "INT": 3, "BIGINT": 4}
+
+
+def widens(old: MCType, new: MCType) -> bool:
+    """Whether ``ALTER TABLE ... CHANGE COLUMN`` may turn ``old`` into ``new`` keeping every value: the
+    widenings MaxCompute's column-type change is documented for that the emulator implements (a wider
+    integer, FLOAT -> DOUBLE, a DECIMAL with at least as many integer and fraction digits, VARCHAR to a
+    longer VARCHAR or STRING). Anything else is refused, as the service refuses an unsupported change."""
+    if old == new:
+        return True
+    if old.name in _INTEGER_RANK and new.name in _INTEGER_RANK:
+        return _INTEGER_RANK[new.name] > _INTEGER_RANK[old.name]
+    if (old.name, new.name) == ("FLOAT", "DOUBLE"):
+        return True
+    if old.name == new.name == "DECIMAL":
+        assert old.precision is not None and old.scale is not None and new.precision is not None and new.scale is not None
+        return new.scale >= old.scale and new.precision - new.scale >= old.precision - old.scale
+    if old.name == "VARCHAR" and new.name in ("VARCHAR", "STRING"):
+        return new.name == "STRING" or (new.length or 0) >= (old.length or 0)
+    return False
+
+
 def parse_type(text: str) -> MCType:
     """Parse a MaxCompute type string such as ``decimal(12,2)``, ``varchar(16)`` or ``BIGINT``."""
     m = _TYPE_RE.match(text)

@@ -160,6 +160,23 @@ def test_alter_table_add_columns_keeps_partition_columns_last(storage):
     fails(storage, "ALTER TABLE t ADD COLUMNS (a BIGINT)", "ODPS-0130071")
 
 
+def test_change_column_widens_a_type_in_place_and_refuses_anything_else(storage):
+    sql(storage, "CREATE TABLE t (a INT, d DECIMAL(10,2), f FLOAT, v VARCHAR(4)) PARTITIONED BY (ds STRING)")
+    sql(storage, "INSERT INTO t PARTITION (ds='1') SELECT 2147483647, 12345678.91, CAST(1.5 AS FLOAT), 'abcd'")
+    sql(storage, "ALTER TABLE t CHANGE COLUMN a a BIGINT")
+    sql(storage, "ALTER TABLE t CHANGE d d DECIMAL(20,4)")
+    sql(storage, "ALTER TABLE t CHANGE COLUMN f f DOUBLE")
+    sql(storage, "ALTER TABLE t CHANGE COLUMN v v STRING")
+    result = sql(storage, "SELECT * FROM t WHERE ds = '1'")
+    assert [str(c.type) for c in result.columns] == ["bigint", "decimal(20,4)", "double", "string", "string"]
+    sql(storage, "INSERT INTO t PARTITION (ds='2') SELECT 9223372036854775807, 1234567890123456.1234, 0.25, 'longer'")
+    assert sorted(rows(storage, "SELECT a, v FROM t WHERE ds >= '1'")) == [(2147483647, "abcd"), (9223372036854775807, "longer")]
+    for narrowing in ("a INT", "d DECIMAL(20,2)", "f FLOAT", "v VARCHAR(2)"):
+        error = fails(storage, f"ALTER TABLE t CHANGE COLUMN {narrowing.split()[0]} {narrowing}", "ODPS-0130071")
+        assert "is not supported" in error.message
+    fails(storage, "ALTER TABLE t CHANGE COLUMN ds ds BIGINT", "ODPS-0130071")  # partition columns keep their type
+
+
 def test_add_and_drop_partitions(storage):
     sql(storage, "CREATE TABLE t (a BIGINT) PARTITIONED BY (ds STRING, hh STRING)")
     sql(storage, "ALTER TABLE proj.`t` ADD IF NOT EXISTS PARTITION (ds='1',hh='00')")

@@ -1030,3 +1030,26 @@ def test_a_table_resynced_after_an_unfollowable_change_while_the_other_table_goe
     execute_at(mysql_server, inside(2, 10), f"UPDATE {big}.other SET v = 7 WHERE id = 2", f"UPDATE {big}.big SET n = 2")
     run_interval(spec, 2)
     assert_replicas_match(spec)
+
+
+def test_an_online_schema_change_cut_over_is_resynced_and_the_replica_follows_the_new_table(connections, mysql_server, big):
+    """pt-online-schema-change / gh-ost: a shadow table with the new definition is filled and renamed onto
+    the migrated name. Its rows were never read from the binlog, so the table stops at the cut-over for a
+    resync, which loads the new table; the other table goes on throughout."""
+    mysql_server.execute(f"CREATE TABLE {big}.other (id INT PRIMARY KEY, v INT)",
+                         f"INSERT INTO {big}.other VALUES " + ",".join(f"({i}, {i})" for i in range(1, 51)))
+    spec = set_up(connections, mysql_server, big)
+    execute_at(mysql_server, inside(0, 5), f"CREATE TABLE {big}._other_new LIKE {big}.other",
+               f"ALTER TABLE {big}._other_new ADD COLUMN note VARCHAR(10) NOT NULL DEFAULT 'osc', MODIFY v BIGINT",
+               f"INSERT INTO {big}._other_new (id, v) SELECT id, v * 1000000000 FROM {big}.other",
+               f"UPDATE {big}.big SET n = -1 WHERE id <= 5")
+    execute_at(mysql_server, inside(0, 10), f"RENAME TABLE {big}.other TO {big}._other_old, {big}._other_new TO {big}.other",
+               f"DROP TABLE {big}._other_old")
+    execute_at(mysql_server, inside(0, 20), f"UPDATE {big}.other SET note = 'after' WHERE id = 3")
+    summary = run_interval(spec, 0)
+    assert summary["resync_requested"] == [f"{big}.other"], summary
+    migration = load_spec(spec)
+    TableResync(migration, resolve.source_endpoint(migration), resolve.destination(migration), store_of(spec)).run([f"{big}.other"])
+    execute_at(mysql_server, inside(1, 10), f"UPDATE {big}.other SET v = 5000000000 WHERE id = 4", f"DELETE FROM {big}.big WHERE id = 6")
+    run_interval(spec, 1)
+    assert_replicas_match(spec)

@@ -729,7 +729,12 @@ def _stop_for_resync(chunks: _Chunker, key: str, why: str, record_id: int, log: 
     kind's policy `resync`): the images before it are written, the later ones skipped until a resync
     (core/resync.py) loads the table's _base again. The other tables go on."""
     collector = chunks.collectors[key]
+    if collector.schema.awaits_resync:
+        return
     if collector.schema.stopped_at is not None:
+        # Dropped or renamed away, and now a table takes its name (CREATE after DROP, an online schema
+        # change's cut-over RENAME): the stop stays where it was, a resync loads the new table.
+        collector.schema = collector.schema.with_stop(collector.schema.stopped_at, RESYNC_REASON + why)
         return
     chunks.flush(key)
     collector.schema = collector.schema.with_stop(record_id, RESYNC_REASON + why)

@@ -8,6 +8,7 @@ exactly what schema migration will run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from odps import ODPS
@@ -86,6 +87,14 @@ class MaxComputeDestination:
     def add_columns(self, table: str, columns: Sequence[DestColumn]) -> None:
         if columns:
             self.execute(render_add_columns(table, columns))
+
+    def widen_column(self, table: str, column: str, mc_type: str) -> None:
+        """``ALTER TABLE t CHANGE COLUMN c c <type>``: MaxCompute's in-place type change, for a widening
+        (a wider integer, FLOAT -> DOUBLE, a DECIMAL with more digits) that keeps every stored value."""
+        if not re.fullmatch(r"[A-Za-z_]+(\(\d+(,\s*\d+)?\))?", mc_type):
+            raise ValueError(f"not a MaxCompute type: {mc_type!r}")
+        name = sqltext.quote_mc_name(column)
+        self.execute(f"ALTER TABLE {sqltext.quote_mc_name(table)} CHANGE COLUMN {name} {name} {mc_type};")
 
     def drop_table(self, name: str, *, if_exists: bool = True) -> None:
         self.execute(f"DROP TABLE {'IF EXISTS ' if if_exists else ''}{sqltext.quote_mc_name(name)};")
