@@ -46,6 +46,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_polar_mc.operators.full_load",
                     "airflow_provider_polar_mc.operators.incremental",
                     "airflow_provider_polar_mc.operators.merge",
+                    "airflow_provider_polar_mc.operators.resync",
                     "airflow_provider_polar_mc.operators.validate",
                 ],
             }
