@@ -142,8 +142,8 @@ class IncrementalLoader:
             self.log(f"{name} -> {selection.log_table} [{partition}]: {streamed.rows:,} rows")
             if streamed.schema_at_end.stopped_at is not None:
                 summary.setdefault("stopped", {})[name] = streamed.schema_at_end.stopped_reason
-            if streamed.schema_at_end.awaits_resync:
-                request_resync(self.store, name, streamed.schema_at_end.stopped_reason)
+            schema_end = streamed.schema_at_end
+            if schema_end.awaits_resync and request_resync(self.store, name, schema_end.stopped_reason, schema_end.stopped_at):
                 summary.setdefault("resync_requested", []).append(name)
         if summary.get("stopped"):
             self.log(f"WARNING tables no longer migrated (their replicas keep their last state): {summary['stopped']}")

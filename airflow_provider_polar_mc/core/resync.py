@@ -69,10 +69,14 @@ def holds(existing: str, new: str) -> bool:
     return (a, b) == ("double", "float")
 
 
-def request_resync(store: CheckpointStore, table: str, reason: str) -> bool:
-    """Record that ``table`` (``db.table``) needs a resync; False when one is requested or running already."""
+def request_resync(store: CheckpointStore, table: str, reason: str, stopped_at: int) -> bool:
+    """Record that ``table`` (``db.table``), stopped at record_id ``stopped_at``, needs a resync; False when
+    one is requested or running already, or a resync at or after the stop exists (a re-run of an
+    interval before it stops the table again, and must not ask for another)."""
     state = store.get(RESYNC_KIND, table) or {}
     if state.get("status") in (REQUESTED, PENDING, LOADING):
+        return False
+    if state.get("coordinate") and BinlogCoordinate.from_dict(state["coordinate"]).record_id() >= stopped_at:
         return False
     store.put(RESYNC_KIND, table, {**state, "status": REQUESTED, "reason": reason, "requested_at": time.time()})
     return True

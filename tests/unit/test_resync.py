@@ -34,3 +34,37 @@ def test_the_merge_waits_for_a_resync_reaching_its_interval_and_then_starts_from
     done = {"status": "done", "coordinate": AT.to_dict(), "base_load": "u1"}
     assert merge_base(done, after) == (None, AT.record_id(), "u1")
     assert "cannot be rebuilt" in merge_base(done, before)[0]
+
+
+class _Store:
+    """A CheckpointStore in memory (the Protocol's four methods)."""
+
+    def __init__(self):
+        self.rows: dict[tuple[str, str], dict] = {}
+
+    def get(self, kind, key):
+        return self.rows.get((kind, key))
+
+    def put(self, kind, key, value):
+        self.rows[(kind, key)] = dict(value)
+
+    def put_once(self, kind, key, value):
+        return self.rows.setdefault((kind, key), dict(value))
+
+    def items(self, kind):
+        return {k: v for (s, k), v in self.rows.items() if s == kind}
+
+
+def test_a_stop_asks_for_one_resync_and_a_re_run_before_it_asks_for_none():
+    from airflow_provider_polar_mc.core.resync import RESYNC_KIND, request_resync, requested_resyncs
+
+    store = _Store()
+    stop = AT.record_id() - 100
+    assert request_resync(store, "db.t", "resync needed: MODIFY", stop)
+    assert not request_resync(store, "db.t", "resync needed: MODIFY", stop)  # the next interval, still stopped
+    assert requested_resyncs(store) == ["db.t"]
+    store.put(RESYNC_KIND, "db.t", {"status": "done", "generation": 1, "coordinate": AT.to_dict(), "base_load": "u"})
+    assert not request_resync(store, "db.t", "resync needed: MODIFY", stop)  # a re-run of the stopping interval
+    assert requested_resyncs(store) == []
+    assert request_resync(store, "db.t", "resync needed: a later change", AT.record_id() + 5)
+    assert store.get(RESYNC_KIND, "db.t")["generation"] == 1  # the next resync makes generation 2
