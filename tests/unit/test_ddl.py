@@ -216,3 +216,19 @@ def test_which_new_definitions_are_followed(before, after, followed):
     schema = TableSchema("shop", "t", (old,), default_charset="utf8mb4")
     problem = _changed_definition(spec, schema, old, parse_column_definition(tokenize_mysql(after)))
     assert (problem is None) is followed, problem
+
+
+@pytest.mark.parametrize(("statement", "action", "added"), [
+    # MySQL 8.0.29+ instant ADD COLUMN anywhere: only storage changes; row events carry the column as usual.
+    ("ALTER TABLE t ADD COLUMN c INT NOT NULL DEFAULT 3 AFTER a, ALGORITHM=INSTANT", "add_columns", ["c"]),
+    # MySQL 8.0.23+ invisible columns: hidden from SELECT *, present in information_schema and in the
+    # binlog's row images, so they are migrated like any column.
+    ("ALTER TABLE t ADD COLUMN c INT INVISIBLE, ALGORITHM = INSTANT", "add_columns", ["c"]),
+    ("/*!80023 ALTER TABLE t ADD COLUMN d VARCHAR(3) VISIBLE */", "add_columns", ["d"]),
+    ("ALTER TABLE t ALTER COLUMN c SET INVISIBLE", "ignored", []),
+    ("ALTER TABLE t RENAME COLUMN a TO b, ALGORITHM=INSTANT", "rename_columns", []),
+])  # fmt: skip
+def test_mysql_8_instant_and_invisible_column_forms(statement, action, added):
+    change = one(statement)
+    assert change.action == action
+    assert [a.column.name for a in change.added] == added
