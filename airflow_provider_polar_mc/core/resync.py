@@ -98,13 +98,6 @@ def schema_from(state: Mapping[str, Any] | None) -> tuple[TableSchema, BinlogCoo
     return TableSchema.from_dict(state["schema"]), BinlogCoordinate.from_dict(state["coordinate"])
 
 
-def base_generation(state: Mapping[str, Any] | None) -> tuple[int, str] | None:
-    """(record_id of C_g, the upload session of the new _base) of a finished resync, or None."""
-    if not state or state.get("status") != DONE:
-        return None
-    return BinlogCoordinate.from_dict(state["coordinate"]).record_id(), str(state["base_load"])
-
-
 class TableResync:
     """Resyncs tables of one migration, one at a time (each resumable; see the module docstring)."""
 
@@ -191,13 +184,11 @@ class TableResync:
             if existing is None:
                 self.destination.create_table(ddl, if_not_exists=True)
                 continue
-            have = {c.name.lower(): c.type for c in existing.columns}
-            self._widen(ddl.name, ddl.columns, have)
+            have = self._widen(ddl.name, ddl.columns, {c.name.lower(): c.type for c in existing.columns})
             if selection.snapshot_table:
                 snapshot = self.destination.describe(selection.snapshot_table)
                 if snapshot is not None:
                     self._widen(selection.snapshot_table, ddl.columns, {c.name.lower(): c.type for c in snapshot.columns})
-            have = {c.name.lower(): c.type for c in self.destination.describe(ddl.name).columns}  # type: ignore[union-attr]
             changed = [
                 f"column {c.name} is {have[c.name.lower()]}, the new schema needs {c.type}"
                 for c in ddl.columns
@@ -214,12 +205,16 @@ class TableResync:
                 self.destination.add_columns(ddl.name, missing)
                 self.log(f"{ddl.name}: added columns {[c.name for c in missing]} for the resync")
 
-    def _widen(self, table: str, columns: Iterable[DestColumn], have: Mapping[str, str]) -> None:
+    def _widen(self, table: str, columns: Iterable[DestColumn], have: Mapping[str, str]) -> dict[str, str]:
+        """Widen ``table``'s columns (name -> type in ``have``) whose new type is wider; returns the types after."""
+        result = dict(have)
         for column in columns:
             old = have.get(column.name.lower())
             if old is not None and not holds(old, column.type) and holds(column.type, old):
                 self.destination.widen_column(table, column.name, column.type)
+                result[column.name.lower()] = column.type
                 self.log(f"{table}: column {column.name} widened from {old} to {column.type} for the resync")
+        return result
 
 def merge_base(state: Mapping[str, Any] | None, end_record_id: int) -> tuple[str | None, int | None, str | None]:
     """What the merge of an interval ending at ``end_record_id`` uses for a table with resync record
