@@ -39,7 +39,7 @@ from airflow_provider_polar_mc.core.resync import (
     resync_state,
     schema_from,
 )
-from airflow_provider_polar_mc.core.schema_plan import plan_table
+from airflow_provider_polar_mc.core.schema_plan import evolve_columns, plan_table
 from airflow_provider_polar_mc.core.selection import select_tables, with_recorded_tables
 from airflow_provider_polar_mc.core.source.catalog import list_tables
 from airflow_provider_polar_mc.core.throttle import Throttle
@@ -59,15 +59,16 @@ def record_snapshot_schemas(store: CheckpointStore, schemas: dict[str, TableSche
 # Blocks queued or uploading at once per batch: with the block being decoded, what bounds its memory.
 BLOCKS_IN_FLIGHT = 3
 UPLOAD_THREADS = 2
-# A batch that meets an ADD COLUMN on a table whose session already holds blocks (which lack the
-# column) starts its read over once the column exists in MaxCompute; each restart adds columns, so
-# this bounds a pathological interval (more ALTERs than this on tables with blocks written before).
+# A batch that meets an ADD COLUMN or a widening MODIFY on a table whose session already holds blocks
+# (opened with the old columns) starts its read over once MaxCompute has the new ones; each restart
+# changes columns, so this bounds a pathological interval (more ALTERs than this on tables with blocks
+# written before).
 MAX_READ_RESTARTS = 20
 PROGRESS_SECONDS = 10.0
 
 
-class _ColumnsAddedAfterBlocks(Exception):
-    """Internal: a table's session has blocks without the columns just added; read again."""
+class _ColumnsChangedAfterBlocks(Exception):
+    """Internal: a table's session was opened before its columns were added or widened; read again."""
 
 
 class IncrementalLoader:
@@ -178,18 +179,18 @@ class IncrementalLoader:
             try:
                 changes = stream_changes(
                     self.endpoint, start, end, schemas, by_name, self.spec, on_chunk=writer.write,
-                    on_columns_added=writer.columns_added, on_table_created=writer.table_created,
+                    on_columns_changed=writer.columns_changed, on_table_created=writer.table_created,
                     chunk_rows=self.spec.incremental.block_rows, log=self.log,
                 )  # fmt: skip
                 uploads.commit([by_name[key].log_table for key in changes.tables])
                 return changes
-            except _ColumnsAddedAfterBlocks as restart:
-                self.log(f"{restart.args[0]}: columns added after blocks were written; reading the interval again "
+            except _ColumnsChangedAfterBlocks as restart:
+                self.log(f"{restart.args[0]}: columns added or widened after blocks were written; reading the interval again "
                          f"(attempt {attempt + 2})")
             finally:
                 uploads.close()
         raise UnsupportedDDL(
-            f"more than {MAX_READ_RESTARTS} ADD COLUMN statements in the interval {start} .. {end} on tables "
+            f"more than {MAX_READ_RESTARTS} ADD COLUMN or widening MODIFY statements in the interval {start} .. {end} on tables "
             "with changes before them. Fix: use shorter intervals (partition definition) around such schema changes"
         )
 
@@ -248,18 +249,22 @@ class IncrementalLoader:
                 result[name] = resynced
         return result
 
-    def _add_columns(self, selection: TableSelection, added: tuple[ColumnPlan, ...]) -> bool:
-        """Add ``added`` to ``_base`` and ``_log`` where missing; True when the ``_log`` table changed."""
-        columns = [DestColumn(selection.spell(c.destination), c.mapped.mc_type.lower(), c.mapped.comment) for c in added]
+    def _evolve_columns(self, selection: TableSelection, columns: tuple[ColumnPlan, ...]) -> bool:
+        """``_base`` and ``_log`` take ``columns`` (added, or widened in place); True when ``_log`` changed."""
+        wanted = [DestColumn(selection.spell(c.destination), c.mapped.mc_type.lower(), c.mapped.comment) for c in columns]
         changed = False
         for table in (selection.base_table, selection.log_table):
-            existing = self.destination.describe(table)
-            have = {c.name.lower() for c in existing.columns} if existing else set()
-            new = [c for c in columns if c.name.lower() not in have]
-            if new:
-                self.destination.add_columns(table, new)
-                changed = changed or table == selection.log_table
-                self.log(f"{table}: added columns {[c.name for c in new]} (ALTER TABLE ... ADD COLUMN in the source)")
+            evolved = evolve_columns(self.destination, table, wanted)
+            if evolved.refused:  # the reader follows only in-place widenings: a table changed by hand
+                raise UnsupportedDDL(
+                    f"{table} cannot take the source's new column types: {'; '.join(evolved.refused)}. Fix: change "
+                    "the MaxCompute column back, or resync the table (the resync DAG)"
+                )
+            if evolved.added:
+                self.log(f"{table}: added columns {list(evolved.added)} (ALTER TABLE ... ADD COLUMN in the source)")
+            if evolved.widened:
+                self.log(f"{table}: widened {list(evolved.widened)} (ALTER TABLE ... MODIFY in the source)")
+            changed = changed or (evolved.changed and table == selection.log_table)
         return changed
 
 
@@ -311,20 +316,34 @@ class _PartitionWriter:
         self._by_name[schema.name] = selection
         return selection
 
-    def columns_added(self, key: str, added: tuple[ColumnPlan, ...]) -> None:
+    def columns_changed(self, key: str, columns: tuple[ColumnPlan, ...]) -> None:
         selection = self._by_name[key]
-        if self._loader._add_columns(selection, added) and self._uploads.opened(selection.log_table):
-            raise _ColumnsAddedAfterBlocks(key)
+        if self._loader._evolve_columns(selection, columns) and self._uploads.opened(selection.log_table):
+            raise _ColumnsChangedAfterBlocks(key)  # the open session has the table's old columns
         self._columns.pop(selection.log_table, None)  # described again at the table's first block
 
 
 def _conform(columns: list[DestColumn], rows: pa.Table) -> pa.Table:
     """``rows`` in the layout of the ``_log`` table's columns: by name, in the table's order. Columns the
     rows lack (read before a later ADD COLUMN: a re-run, a backfill, or a chunk from before the ALTER
-    inside this interval) are NULL, as the source had no value for them yet."""
+    inside this interval) are NULL, as the source had no value for them yet; columns read before a
+    widening MODIFY are cast to the widened type (every value is kept: the reader follows only those)."""
     present = {name.lower(): index for index, name in enumerate(rows.column_names)}
     arrays = []
     for column in columns:
         index = present.get(column.name.lower())
-        arrays.append(rows.column(index) if index is not None else pa.nulls(rows.num_rows, arrow_type_for(column.type)))
+        if index is None:
+            arrays.append(pa.nulls(rows.num_rows, arrow_type_for(column.type)))
+            continue
+        arrays.append(_widened(rows.column(index), column.type))
     return pa.table(arrays, names=[c.name for c in columns])
+
+
+def _widened(array: pa.ChunkedArray, mc_type: str) -> pa.ChunkedArray:
+    """``array`` (an integer, decimal or floating column) cast to ``mc_type`` when that is a wider one."""
+    have = array.type
+    for same_kind in (pa.types.is_integer, pa.types.is_decimal, pa.types.is_floating):
+        if same_kind(have):
+            wanted = arrow_type_for(mc_type)
+            return array.cast(wanted) if same_kind(wanted) and wanted != have else array
+    return array

@@ -23,7 +23,6 @@ is in ``_log``, and per key the newest change wins over the copied row.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -35,38 +34,17 @@ from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStor
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.full_load import FullLoader, TableLoadResult
-from airflow_provider_polar_mc.core.model import BinlogCoordinate, DestColumn, TablePlan
+from airflow_provider_polar_mc.core.model import BinlogCoordinate, TablePlan
 from airflow_provider_polar_mc.core.planning import describe_table_schema, only_tables, plan_migration
 from airflow_provider_polar_mc.core.retry import RetryPolicy
+from airflow_provider_polar_mc.core.schema_plan import EvolvedColumns, evolve_columns
 from airflow_provider_polar_mc.exceptions import ResyncError, ResyncPending
 
-__all__ = ["ResyncError", "ResyncPending", "TableResync", "holds", "merge_base", "request_resync"]
+__all__ = ["ResyncError", "ResyncPending", "TableResync", "merge_base", "request_resync"]
 from airflow_provider_polar_mc.spec import MigrationSpec
 
 RESYNC_KIND = "resync"
 REQUESTED, PENDING, LOADING, DONE = "requested", "pending", "loading", "done"
-
-
-_INTEGER_WIDTHS = {"tinyint": 1, "smallint": 2, "int": 3, "bigint": 4}
-_DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
-
-
-def holds(existing: str, new: str) -> bool:
-    """Whether a MaxCompute column of type ``existing`` takes every value of type ``new`` unchanged (the
-    same type, a wider integer, a DECIMAL with as many integer and fraction digits, DOUBLE for FLOAT):
-    a narrowing in the source keeps the wider MaxCompute column."""
-    a, b = existing.lower().replace(" ", ""), new.lower().replace(" ", "")
-    if a == b:
-        return True
-    if a in _INTEGER_WIDTHS and b in _INTEGER_WIDTHS:
-        return _INTEGER_WIDTHS[a] >= _INTEGER_WIDTHS[b]
-    wide, narrow = _DECIMAL.fullmatch(a), _DECIMAL.fullmatch(b)
-    if wide and b in _INTEGER_WIDTHS:
-        return int(wide.group(1)) - int(wide.group(2)) >= {1: 3, 2: 5, 3: 10, 4: 19}[_INTEGER_WIDTHS[b]]
-    if wide and narrow:
-        (p1, s1), (p2, s2) = (int(v) for v in wide.groups()), (int(v) for v in narrow.groups())
-        return s1 >= s2 and p1 - s1 >= p2 - s2
-    return (a, b) == ("double", "float")
 
 
 def request_resync(store: CheckpointStore, table: str, reason: str, stopped_at: int) -> bool:
@@ -184,37 +162,25 @@ class TableResync:
             if existing is None:
                 self.destination.create_table(ddl, if_not_exists=True)
                 continue
-            have = self._widen(ddl.name, ddl.columns, {c.name.lower(): c.type for c in existing.columns})
-            if selection.snapshot_table:
-                snapshot = self.destination.describe(selection.snapshot_table)
-                if snapshot is not None:
-                    self._widen(selection.snapshot_table, ddl.columns, {c.name.lower(): c.type for c in snapshot.columns})
-            changed = [
-                f"column {c.name} is {have[c.name.lower()]}, the new schema needs {c.type}"
-                for c in ddl.columns
-                if c.name.lower() in have and not holds(have[c.name.lower()], c.type)
-            ]
-            if changed:
+            evolved = evolve_columns(self.destination, ddl.name, ddl.columns)
+            if selection.snapshot_table and self.destination.describe(selection.snapshot_table) is not None:
+                snapshot = evolve_columns(self.destination, selection.snapshot_table, ddl.columns)
+                evolved = replace(evolved, refused=evolved.refused + snapshot.refused)
+                self._report(selection.snapshot_table, snapshot)
+            self._report(ddl.name, evolved)
+            if evolved.refused:
                 raise ResyncError(
-                    f"{ddl.name} cannot take {selection.source_name}'s new schema: {'; '.join(changed)}. Its "
+                    f"{ddl.name} cannot take {selection.source_name}'s new schema: {'; '.join(evolved.refused)}. Its "
                     "older partitions hold the old type. Fix: map the table to a new target (objects[].tables[]."
                     "target) and run the setup for it, or change the column back in the source"
                 )
-            missing = [DestColumn(c.name, c.type, c.comment) for c in ddl.columns if c.name.lower() not in have]
-            if missing:
-                self.destination.add_columns(ddl.name, missing)
-                self.log(f"{ddl.name}: added columns {[c.name for c in missing]} for the resync")
 
-    def _widen(self, table: str, columns: Iterable[DestColumn], have: Mapping[str, str]) -> dict[str, str]:
-        """Widen ``table``'s columns (name -> type in ``have``) whose new type is wider; returns the types after."""
-        result = dict(have)
-        for column in columns:
-            old = have.get(column.name.lower())
-            if old is not None and not holds(old, column.type) and holds(column.type, old):
-                self.destination.widen_column(table, column.name, column.type)
-                result[column.name.lower()] = column.type
-                self.log(f"{table}: column {column.name} widened from {old} to {column.type} for the resync")
-        return result
+    def _report(self, table: str, evolved: EvolvedColumns) -> None:
+        if evolved.widened:
+            self.log(f"{table}: widened for the resync: {list(evolved.widened)}")
+        if evolved.added:
+            self.log(f"{table}: added columns {list(evolved.added)} for the resync")
+
 
 def merge_base(state: Mapping[str, Any] | None, end_record_id: int) -> tuple[str | None, int | None, str | None]:
     """What the merge of an interval ending at ``end_record_id`` uses for a table with resync record

@@ -10,15 +10,25 @@ source type; the table comment marks the table as ours (migration and source tab
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from airflow_provider_polar_mc.core.model import (
     ColumnPlan,
     DestColumn,
     SourceColumn,
     SourceTable,
+    SqlDestination,
     TableDDL,
     TablePlan,
 )
-from airflow_provider_polar_mc.core.typemap import MappingOptions, SourceColumnType, map_type
+from airflow_provider_polar_mc.core.typemap import (
+    MappingOptions,
+    SourceColumnType,
+    holds,
+    map_type,
+    widens_in_place,
+)
 from airflow_provider_polar_mc.spec import MigrationSpec, TableSelection
 
 OWNER_MARK = "polar-mc"
@@ -66,3 +76,47 @@ def plan_table(spec: MigrationSpec, selection: TableSelection, source: SourceTab
         )
     return TablePlan(selection, source, columns, base, log)
 
+
+# --- an existing table taking a newer schema ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvolvedColumns:
+    """What :func:`evolve_columns` did to one table: columns added, widened (``c: int -> bigint``), and
+    those it could not change (their type neither holds the new one nor widens to it in place)."""
+
+    added: tuple[str, ...] = ()
+    widened: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.widened)
+
+
+def evolve_columns(destination: SqlDestination, table: str, columns: Iterable[DestColumn]) -> EvolvedColumns:
+    """Make existing ``table`` take ``columns``: a missing one is added (older rows NULL), a narrower one
+    widened in place (MaxCompute's CHANGE COLUMN), a wider or equal one kept (it holds every new value).
+    Idempotent, so a retried batch or merge runs it again safely. The one place the batch, the merge and
+    the resync change a table's columns."""
+    existing = destination.describe(table)
+    if existing is None:
+        raise LookupError(f"destination table {table} does not exist: run the schema migration first")
+    have = {c.name.lower(): c.type for c in (*existing.columns, *existing.partition_columns)}
+    missing: list[DestColumn] = []
+    widened: list[str] = []
+    refused: list[str] = []
+    for column in columns:
+        old = have.get(column.name.lower())
+        if old is None:
+            missing.append(DestColumn(column.name, column.type, column.comment))
+        elif holds(old, column.type):
+            continue
+        elif widens_in_place(old, column.type):
+            destination.widen_column(table, column.name, column.type)
+            widened.append(f"{column.name}: {old} -> {column.type}")
+        else:
+            refused.append(f"column {column.name} is {old}, the new schema needs {column.type}")
+    if missing:
+        destination.add_columns(table, missing)
+    return EvolvedColumns(tuple(c.name for c in missing), tuple(widened), tuple(refused))

@@ -324,3 +324,39 @@ def _precision_loss(column: SourceColumnType, mc_type: str) -> str | None:
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+_INTEGER_WIDTHS = {"tinyint": 1, "smallint": 2, "int": 3, "bigint": 4}
+_DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
+
+
+def holds(existing: str, new: str) -> bool:
+    """Whether a MaxCompute column of type ``existing`` takes every value of type ``new`` unchanged (the
+    same type, a wider integer, a DECIMAL with as many integer and fraction digits, DOUBLE for FLOAT):
+    a narrowing in the source keeps the wider MaxCompute column."""
+    a, b = existing.lower().replace(" ", ""), new.lower().replace(" ", "")
+    if a == b:
+        return True
+    if a in _INTEGER_WIDTHS and b in _INTEGER_WIDTHS:
+        return _INTEGER_WIDTHS[a] >= _INTEGER_WIDTHS[b]
+    wide, narrow = _DECIMAL.fullmatch(a), _DECIMAL.fullmatch(b)
+    if wide and b in _INTEGER_WIDTHS:
+        return int(wide.group(1)) - int(wide.group(2)) >= {1: 3, 2: 5, 3: 10, 4: 19}[_INTEGER_WIDTHS[b]]
+    if wide and narrow:
+        (p1, s1), (p2, s2) = (int(v) for v in wide.groups()), (int(v) for v in narrow.groups())
+        return s1 >= s2 and p1 - s1 >= p2 - s2
+    return (a, b) == ("double", "float")
+
+def widens_in_place(existing: str, new: str) -> bool:
+    """Whether MaxCompute's ``ALTER TABLE ... CHANGE COLUMN`` turns a column of type ``existing`` into
+    ``new`` keeping every stored value: a wider integer, FLOAT -> DOUBLE, a DECIMAL with at least as many
+    integer and fraction digits, a longer VARCHAR or STRING. Integer -> DECIMAL is not among the
+    documented changes, so such a change is a resync, never tried in place."""
+    a, b = existing.lower().replace(" ", ""), new.lower().replace(" ", "")
+    if a == b:
+        return False
+    if a.startswith("varchar(") and (b == "string" or b.startswith("varchar(")):
+        return b == "string" or int(b[8:-1]) >= int(a[8:-1])
+    both_decimal = bool(_DECIMAL.fullmatch(a) and _DECIMAL.fullmatch(b))
+    both_integer = a in _INTEGER_WIDTHS and b in _INTEGER_WIDTHS
+    return (both_decimal or both_integer or (a, b) == ("float", "double")) and holds(b, a)

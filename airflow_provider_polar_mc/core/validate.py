@@ -46,10 +46,13 @@ class TableComparison:
     missing: list[Any] = field(default_factory=list)  # keys in the source, not in the destination
     unexpected: list[Any] = field(default_factory=list)  # keys in the destination, not in the source
     different: list[dict[str, Any]] = field(default_factory=list)  # {key, column, source, destination}
+    # source columns the destination table lacks (a table stopped for a resync before an ADD COLUMN),
+    # or all of them when the destination table does not exist
+    missing_columns: list[str] = field(default_factory=list)
 
     @property
     def equal(self) -> bool:
-        return not (self.missing or self.unexpected or self.different)
+        return not (self.missing or self.unexpected or self.different or self.missing_columns)
 
     def summary(self, limit: int = 5) -> dict[str, Any]:
         return {
@@ -61,17 +64,31 @@ class TableComparison:
             "missing": [repr(k) for k in self.missing[:limit]],
             "unexpected": [repr(k) for k in self.unexpected[:limit]],
             "different": [{k: repr(v) for k, v in d.items()} for d in self.different[:limit]],
-            "counts": {"missing": len(self.missing), "unexpected": len(self.unexpected), "different": len(self.different)},
+            "missing_columns": self.missing_columns,
+            "counts": {"missing": len(self.missing), "unexpected": len(self.unexpected), "different": len(self.different),
+                       "missing_columns": len(self.missing_columns)},
         }
 
 
 def compare_table(loader: FullLoader, plan: TablePlan, destination_table: str) -> TableComparison:
-    columns = [c.destination for c in plan.columns]
+    """Compare ``plan``'s source table with ``destination_table`` row for row. A destination table that
+    does not exist, or lacks a source column, is reported (``missing_columns``), never raised: the
+    columns both have are still compared."""
     key = [plan.selection.destination_column(k) for k in plan.source.key_columns]
     source_table, _ = loader.read_range(plan, KeyRange(0, None, None))
+    source_columns = [c.destination for c in plan.columns]
     source_rows = {
-        tuple(_normalise(row[k]) for k in key): {c: _normalise(row[c]) for c in columns} for row in source_table.to_pylist()
+        tuple(_normalise(row[k]) for k in key): {c: _normalise(row[c]) for c in source_columns}
+        for row in source_table.to_pylist()
     }
+    existing = loader.destination.describe(destination_table)
+    have = {c.name.lower() for c in existing.columns} if existing is not None else set()
+    columns = [c for c in source_columns if c.lower() in have]
+    result = TableComparison(plan.selection.source_name, destination_table, len(source_rows))
+    result.missing_columns = [c for c in source_columns if c.lower() not in have]
+    if any(k.lower() not in have for k in key):  # no table, or no key to match rows by
+        result.missing = sorted(source_rows, key=repr)
+        return result
     # pyodps refuses to read timestamps before 1928 unless told (DatetimeOverflowError); DATETIME
     # values from year 1 on are valid data here, so reading them back must not fail.
     odps_options.allow_antique_date = True
@@ -89,7 +106,7 @@ def compare_table(loader: FullLoader, plan: TablePlan, destination_table: str) -
         for record in reader:
             row = {c: values.wall_clock_from_text(record[c]) if c in wall_clocks else _normalise(record[c]) for c in columns}
             dest_rows[tuple(row[k] for k in key)] = row
-    result = TableComparison(plan.selection.source_name, destination_table, len(source_rows), len(dest_rows))
+    result.destination_rows = len(dest_rows)
     result.missing = sorted((k for k in source_rows if k not in dest_rows), key=repr)
     result.unexpected = sorted((k for k in dest_rows if k not in source_rows), key=repr)
     for k, row in source_rows.items():

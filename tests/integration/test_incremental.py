@@ -5,6 +5,7 @@ fails without writing."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import uuid
 
@@ -174,6 +175,10 @@ def test_full_load_plus_intervals_converge_and_reruns_are_identical(connections,
     assert [s["equal"] for s in summaries] == [True, True]
     execute_at(mysql_server, inside(2, 10), f"UPDATE {shop}.customers SET name = 'drifted' WHERE code = 'c7'")
     with pytest.raises(AirflowFailException, match="differ from the source"):
+        ValidateOperator(task_id="validate", spec=spec).execute({})
+    # A source column the replica lacks (its ADD COLUMN not merged yet) is reported by name; no MaxCompute error.
+    execute_at(mysql_server, inside(2, 11), f"ALTER TABLE {shop}.customers ADD COLUMN note INT")
+    with pytest.raises(AirflowFailException, match=re.escape("'missing_columns': ['note']")):
         ValidateOperator(task_id="validate", spec=spec).execute({})
 
     # Re-running (retry / clear / backfill) an interval rebuilds the identical partition.

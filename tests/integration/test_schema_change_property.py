@@ -4,8 +4,9 @@ merge the replica equals the source value for value (ValidateOperator's comparis
 
 The DDL kinds: ADD COLUMN (NULL, a constant DEFAULT, NOT NULL's implicit default; FIRST / AFTER / last),
 DROP COLUMN, RENAME COLUMN, CHANGE old new (same definition), MODIFY that widens (VARCHAR length, NOT NULL
--> NULL), TRUNCATE TABLE; and one the batch cannot follow, MODIFY INT -> BIGINT (a new MaxCompute type),
-which stops that table for a resync: the test runs it (as the incremental DAG's start_resync does)
+-> NULL; INT -> BIGINT and DECIMAL(10,2) -> DECIMAL(14,4), which widen the MaxCompute column in place),
+TRUNCATE TABLE; and one the batch cannot follow, an ENUM's members reordered (existing values keep their
+text but not their index, and no row event says which), which stops that table for a resync: the test runs it (as the incremental DAG's start_resync does)
 and the replicas are equal again after the next merge, the other table equal throughout. The test keeps a model of each table's current columns so that every generated
 statement is valid for the table as it is (hypothesis draws them as it goes, ``st.data()``).
 """
@@ -38,13 +39,15 @@ INTERVALS = 3
 @dataclass
 class Column:
     name: str
-    kind: str  # int | varchar | decimal | datetime | enum
+    kind: str  # int | bigint | varchar | decimal | wide_decimal | datetime | enum
     length: int = 0  # varchar
     nullable: bool = True
+    reordered: bool = False  # enum: members in the other order
 
     def sql_type(self) -> str:
         return {"int": "INT", "bigint": "BIGINT", "varchar": f"VARCHAR({self.length})", "decimal": "DECIMAL(10,2)",
-                "datetime": "DATETIME(3)", "enum": "ENUM('p','q','r')"}[self.kind]  # fmt: skip
+                "wide_decimal": "DECIMAL(14,4)", "datetime": "DATETIME(3)",
+                "enum": "ENUM('r','q','p')" if self.reordered else "ENUM('p','q','r')"}[self.kind]  # fmt: skip
 
 
 @dataclass
@@ -68,6 +71,8 @@ def values(kind: str, length: int = 0) -> st.SearchStrategy[str | None]:
         "bigint": st.integers(-(2**63), 2**63 - 1).map(str),  # after the widening, values only BIGINT holds
         "varchar": letters.map(lambda s: "'" + s + "'"),
         "decimal": st.decimals(-9999, 9999, places=2, allow_nan=False, allow_infinity=False).map(str),
+        # after the widening, values only DECIMAL(14,4) holds
+        "wide_decimal": st.decimals(-9999999999, 9999999999, places=4, allow_nan=False, allow_infinity=False).map(str),
         "datetime": st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2030, 1, 1)).map(
             lambda d: f"'{d:%Y-%m-%d %H:%M:%S}.{d.microsecond // 1000:03d}'"),
         "enum": st.sampled_from(["'p'", "'q'", "'r'"]),
@@ -76,6 +81,7 @@ def values(kind: str, length: int = 0) -> st.SearchStrategy[str | None]:
 
 
 DEFAULTS = {"int": ["0", "7", "-3"], "bigint": ["0", "9000000000"], "varchar": ["''", "'it''s'", "'n/a'"], "decimal": ["1.50", "0", "-2.25"],
+            "wide_decimal": ["1.5000"],
             "datetime": ["'2026-11-30 12:00:00.000'"], "enum": ["'q'"]}  # fmt: skip
 
 
@@ -120,8 +126,10 @@ class Session:
         kinds = ["add", "add", "truncate"]
         if table.columns:
             kinds += ["drop", "rename", "change", "modify"]
-        if any(c.kind == "int" for c in table.columns):
+        if any(c.kind in ("int", "decimal") for c in table.columns):
             kinds += ["widen"]
+        if any(c.kind == "enum" for c in table.columns):
+            kinds += ["reorder"]
         kind = data.draw(st.sampled_from(kinds))
         self.counter += 1
         if kind == "add":
@@ -158,10 +166,14 @@ class Session:
                 c.length += data.draw(st.integers(0, 20))
             c.nullable = True
             statement = f"ALTER TABLE {self.db}.{table.name} MODIFY `{c.name}` {c.sql_type()} NULL"
-        elif kind == "widen":  # not followed: the table is resynced
-            c = data.draw(st.sampled_from([c for c in table.columns if c.kind == "int"]))
-            c.kind = "bigint"
-            statement = f"ALTER TABLE {self.db}.{table.name} MODIFY `{c.name}` BIGINT" + ("" if c.nullable else " NOT NULL")
+        elif kind == "widen":  # a new MaxCompute type, widened in place
+            c = data.draw(st.sampled_from([c for c in table.columns if c.kind in ("int", "decimal")]))
+            c.kind = {"int": "bigint", "decimal": "wide_decimal"}[c.kind]
+            statement = f"ALTER TABLE {self.db}.{table.name} MODIFY `{c.name}` {c.sql_type()}" + ("" if c.nullable else " NOT NULL")
+        elif kind == "reorder":  # not followed: the table is resynced
+            c = data.draw(st.sampled_from([c for c in table.columns if c.kind == "enum"]))
+            c.reordered = not c.reordered
+            statement = f"ALTER TABLE {self.db}.{table.name} MODIFY `{c.name}` {c.sql_type()}" + ("" if c.nullable else " NOT NULL")
         else:
             statement = f"TRUNCATE TABLE {self.db}.{table.name}"
             table.rows = 0

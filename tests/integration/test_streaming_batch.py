@@ -91,7 +91,7 @@ def test_chunks_are_bounded_in_binlog_order_and_add_up_to_the_whole(mysql_server
     stream = stream_changes(
         endpoint_of(mysql_server), start, end, schemas, selections, spec, chunk_rows=300, buffered_rows=450,
         on_chunk=lambda key, rows: events.append(("chunk", (key, rows))),
-        on_columns_added=lambda key, added: events.append(("added", (key, [c.destination for c in added]))),
+        on_columns_changed=lambda key, added: events.append(("added", (key, [c.destination for c in added]))),
     )  # fmt: skip
     whole = read_changes(endpoint_of(mysql_server), start, end, schemas, selections, spec)
 

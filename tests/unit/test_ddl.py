@@ -198,8 +198,18 @@ def test_what_add_column_gives_existing_rows(definition, known, text):
     ("t DATETIME(6)", "t DATETIME(3)", False),  # rounds existing values
     ("e ENUM('a','b')", "e ENUM('a','b','c')", True),
     ("e ENUM('a','b')", "e ENUM('b','a')", False),
-    ("d DECIMAL(10,2)", "d DECIMAL(12,2)", False),  # another MaxCompute DECIMAL
-    ("n INT", "n BIGINT", False),  # INT -> BIGINT in MaxCompute
+    ("d DECIMAL(10,2)", "d DECIMAL(12,2)", True),  # widened in place in MaxCompute
+    ("d DECIMAL(10,2)", "d DECIMAL(14,4)", True),  # more digits on both sides of the point
+    ("d DECIMAL(10,2)", "d DECIMAL(10,3)", False),  # one integer digit fewer
+    ("d DECIMAL(40,2)", "d DECIMAL(45,4)", False),  # STRING in MaxCompute: the text of existing values changes
+    ("n INT", "n BIGINT", True),  # INT -> BIGINT in MaxCompute, in place
+    ("n TINYINT", "n INT", True),
+    ("n BIGINT", "n INT", False),  # narrowing
+    ("n INT", "n INT UNSIGNED", False),  # negative values would change
+    ("n INT UNSIGNED", "n BIGINT", True),  # BIGINT in MaxCompute both ways: the same type
+    ("n BIGINT", "n BIGINT UNSIGNED", False),  # BIGINT -> DECIMAL(20,0): no in-place change
+    ("n INT", "n DECIMAL(12,0)", False),  # INT -> DECIMAL: no in-place change in MaxCompute
+    ("f FLOAT", "f DOUBLE", False),  # MySQL rewrites the values: resynced
     ("n INT(11)", "n INT", True),  # a display width is no change
     ("n INT", "n INT FIRST", False),  # moves the column
 ])  # fmt: skip

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_polar_mc.core.model import BinlogCoordinate
-from airflow_provider_polar_mc.core.resync import holds, merge_base
+from airflow_provider_polar_mc.core.resync import merge_base
+from airflow_provider_polar_mc.core.typemap import holds, widens_in_place
 
 AT = BinlogCoordinate("mysql-bin.000003", 4000)
 
@@ -20,6 +21,17 @@ AT = BinlogCoordinate("mysql-bin.000003", 4000)
 ])  # fmt: skip
 def test_a_wider_column_takes_a_narrowed_type_and_nothing_else(existing, new, expected):
     assert holds(existing, new) is expected
+
+
+@pytest.mark.parametrize(("existing", "new", "expected"), [
+    ("int", "bigint", True), ("tinyint", "smallint", True), ("bigint", "int", False), ("int", "int", False),
+    ("float", "double", True), ("decimal(10,2)", "decimal(14,4)", True), ("decimal(10,2)", "decimal(10,3)", False),
+    ("varchar(10)", "varchar(20)", True), ("varchar(10)", "string", True), ("varchar(20)", "varchar(10)", False),
+    ("int", "decimal(20,0)", False), ("bigint", "string", False),
+])  # fmt: skip
+def test_only_the_type_changes_maxcompute_makes_in_place_are_widenings(existing, new, expected):
+    """Integer -> DECIMAL holds every value but is no in-place change MaxCompute documents: a resync."""
+    assert widens_in_place(existing, new) is expected
 
 
 def test_the_merge_waits_for_a_resync_reaching_its_interval_and_then_starts_from_its_base():

@@ -67,7 +67,7 @@ from airflow_provider_polar_mc.core.binlog.schema_history import RESYNC_REASON, 
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, ColumnPlan, SourceColumn, binlog_file_index
 from airflow_provider_polar_mc.core.schema_plan import mapping_options, plan_table, source_column_type
-from airflow_provider_polar_mc.core.typemap import map_type
+from airflow_provider_polar_mc.core.typemap import map_type, widens_in_place
 from airflow_provider_polar_mc.core.values import (
     convert_binlog_values,
     destination_arrow_type,
@@ -143,8 +143,9 @@ class ChangeSet:
 
 # Receives (table key, change rows) in binlog order per table; may block (back-pressure).
 ChunkSink = Callable[[str, pa.Table], None]
-# Told (table key, mapped added columns) at an ADD COLUMN inside the range, before any chunk that has them.
-ColumnsAddedSink = Callable[[str, tuple[ColumnPlan, ...]], None]
+# Told (table key, mapped columns) at an ADD COLUMN or a widening MODIFY inside the range, before any
+# chunk that has them: the consumer adds or widens the MaxCompute columns.
+ColumnsChangedSink = Callable[[str, tuple[ColumnPlan, ...]], None]
 # A CREATE TABLE of a table not migrated yet: the consumer returns its selection (after creating its
 # MaxCompute tables) when the spec selects it, else None.
 TableCreatedSink = Callable[[TableSchema], "TableSelection | None"]
@@ -281,7 +282,7 @@ def stream_changes(
     spec: MigrationSpec,
     *,
     on_chunk: ChunkSink,
-    on_columns_added: ColumnsAddedSink | None = None,
+    on_columns_changed: ColumnsChangedSink | None = None,
     on_table_created: TableCreatedSink | None = None,
     chunk_rows: int = CONVERSION_BATCH_ROWS,
     buffered_rows: int | None = None,
@@ -293,7 +294,8 @@ def stream_changes(
     to ``on_chunk(key, rows)`` as they are decoded.
 
     A table's pending images become a chunk when it holds ``chunk_rows`` images, at an ADD COLUMN on
-    it (after which ``on_columns_added`` is told, before any chunk with the new columns), and at the
+    it or a widening MODIFY (after which ``on_columns_changed`` is told, before any chunk with the new
+    columns), and at the
     end; when all tables together hold ``buffered_rows`` images (default ``chunk_rows``) the
     largest becomes a chunk. Every table gets at least one chunk (possibly empty: the ``_log``
     layout), so a consumer sees every table's columns. Chunks of one table arrive in binlog order.
@@ -326,7 +328,7 @@ def stream_changes(
         verify_readable(conn, end, current)
         chunks = _Chunker(
             {key: _TableCollector(schema) for key, schema in tables.items()},
-            dict(selections), spec, conn, on_chunk, on_columns_added, chunk_rows, buffered_rows or chunk_rows,
+            dict(selections), spec, conn, on_chunk, on_columns_changed, chunk_rows, buffered_rows or chunk_rows,
             on_table_created,
         )
         events = 0
@@ -356,7 +358,7 @@ class _Chunker:
         spec: MigrationSpec,
         conn: pymysql.Connection,
         on_chunk: ChunkSink,
-        on_columns_added: ColumnsAddedSink | None,
+        on_columns_changed: ColumnsChangedSink | None,
         chunk_rows: int,
         buffered_rows: int,
         on_table_created: TableCreatedSink | None = None,
@@ -367,7 +369,7 @@ class _Chunker:
         self._spec = spec
         self._conn = conn
         self._on_chunk = on_chunk
-        self._on_columns_added = on_columns_added
+        self._on_columns_changed = on_columns_changed
         self.chunk_rows = chunk_rows
         self._buffered_rows = buffered_rows
         self._pending = 0
@@ -453,9 +455,15 @@ class _Chunker:
                         f"cannot show ({exc}). Fix: add the column as NULL and fill it with UPDATE, or re-run the setup "
                         "(full load) for the table"
                     ) from exc
-        if self._on_columns_added is None:
+        self.columns_changed(key, names)
+
+    def columns_changed(self, key: str, names: set[str]) -> None:
+        """Columns ``names`` (lower case) of ``key`` were added or widened (already in its collector's
+        schema, the images before flushed by the caller): tell the consumer their mapped columns."""
+        if self._on_columns_changed is None or not names:
             return
-        self._on_columns_added(key, tuple(c for c in columns if c.source.name.lower() in names))
+        columns = self.collectors[key].columns(self._spec, self._selections[key], key)
+        self._on_columns_changed(key, tuple(c for c in columns if c.source.name.lower() in names))
 
     def finish(self) -> None:
         for key, collector in self.collectors.items():
@@ -770,6 +778,7 @@ def _apply_change(
         return
     if change.action == "rename_columns":
         schema = collector.schema
+        widened: set[str] = set()
         for renamed in change.renamed:
             column = schema.column(renamed.old)
             problem = None if column is None else _changed_definition(chunks.spec, schema, column, renamed.definition)
@@ -778,15 +787,19 @@ def _apply_change(
                     raise ValueError(f"{renamed.old}: {problem}")
                 if renamed.definition is not None and column is not None:
                     schema = schema.with_column_definition(renamed.old, renamed.definition.column)
+                    if _widened_type(chunks.spec, column, renamed.definition.column):
+                        widened.add(renamed.new.lower())
                 if renamed.new != renamed.old:
                     schema = schema.with_renamed_column(renamed.old, renamed.new)
             except ValueError as exc:
                 message = _unsupported_message(key, replace(change, reason=str(exc)), statement, coordinate)
                 raise UnsupportedDDL(message, statement, coordinate) from exc
             log(f"{key}: column {renamed.old} {'renamed to ' + renamed.new if renamed.new != renamed.old else 'redefined'} "
-                f"at {coordinate}; it stays in the same MaxCompute column")
+                f"at {coordinate}; it stays in the same MaxCompute column"
+                f"{', widened in place' if renamed.new.lower() in widened else ''}")
         chunks.flush(key)  # the images before it, under the old definition
         collector.schema = schema
+        chunks.columns_changed(key, widened)
         return
     if change.action in ("drop_table", "rename_table"):
         chunks.flush(key)  # the images before it
@@ -861,8 +874,11 @@ def _changed_definition(spec: MigrationSpec, schema: TableSchema, column: Source
     options = mapping_options(spec)
     before, after = map_type(source_column_type(column), options), map_type(source_column_type(new), options)
     if before.mc_type != after.mc_type:
+        if _widened_type(spec, column, new):
+            return None
         return f"changes the MaxCompute type ({column.column_type} -> {new.column_type}: {before.mc_type} -> {after.mc_type})"
-    if column.data_type != new.data_type and {column.data_type, new.data_type} - _SAME_VALUES_TEXT:
+    if column.data_type != new.data_type and {column.data_type, new.data_type} - _SAME_VALUES_TEXT \
+            and not _integer_holds(column, new):
         return f"changes the type ({column.column_type} -> {new.column_type})"
     charset = new.character_set or schema.default_charset
     if column.character_set and charset and charset.lower() != column.character_set.lower():
@@ -879,6 +895,44 @@ def _changed_definition(spec: MigrationSpec, schema: TableSchema, column: Source
     if column.data_type in ("char", "binary") and _length(new) != _length(column):
         return f"changes a fixed-length column's length ({column.column_type} -> {new.column_type})"
     return None
+
+
+def _widened_type(spec: MigrationSpec, column: SourceColumn, new: SourceColumn) -> bool:
+    """Whether ``column`` -> ``new`` keeps every source value and its MaxCompute type widens in place
+    (INT -> BIGINT, DECIMAL(10,2) -> DECIMAL(14,4)): the batch widens ``_base`` and ``_log`` and the
+    merge the replica, with no resync. FLOAT -> DOUBLE and anything into DECIMAL from an integer are
+    resynced: MySQL rewrites such values, or MaxCompute cannot change the column in place."""
+    options = mapping_options(spec)
+    before, after = map_type(source_column_type(column), options), map_type(source_column_type(new), options)
+    if before.mc_type == after.mc_type or not widens_in_place(before.mc_type.lower(), after.mc_type.lower()):
+        return False
+    if column.data_type in _INTEGER_RANGES and new.data_type in _INTEGER_RANGES:
+        return _integer_holds(column, new)
+    if column.data_type == new.data_type == "decimal":
+        p, s = column.numeric_precision or 10, column.numeric_scale or 0
+        new_p, new_s = new.numeric_precision or 10, new.numeric_scale or 0
+        return new_s >= s and new_p - new_s >= p - s
+    return False
+
+
+# Bits of each MySQL integer type.
+_INTEGER_RANGES = {"tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "integer": 32, "bigint": 64}
+
+
+def _integer_holds(column: SourceColumn, new: SourceColumn) -> bool:
+    """Whether integer type ``new`` holds every value of integer ``column`` (INT UNSIGNED -> BIGINT)."""
+    if column.data_type not in _INTEGER_RANGES or new.data_type not in _INTEGER_RANGES:
+        return False
+    low, high = _integer_range(column)
+    new_low, new_high = _integer_range(new)
+    return new_low <= low and high <= new_high
+
+
+def _integer_range(column: SourceColumn) -> tuple[int, int]:
+    bits = _INTEGER_RANGES[column.data_type]
+    if column.unsigned:
+        return 0, 2**bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
 # Text types whose values read the same whichever of them holds them (VARCHAR -> TEXT and back).

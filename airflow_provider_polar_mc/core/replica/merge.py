@@ -28,6 +28,7 @@ from typing import Literal
 from airflow_provider_polar_mc.core import sqltext
 from airflow_provider_polar_mc.core.model import DestColumn, SqlDestination, TableDDL
 from airflow_provider_polar_mc.core.naming import SNAPSHOT_PARTITION_COLUMN
+from airflow_provider_polar_mc.core.schema_plan import evolve_columns
 from airflow_provider_polar_mc.exceptions import ConfigError
 
 
@@ -217,21 +218,24 @@ def merge_sql(target: MergeTarget, data_columns: Sequence[str], partition_values
 
 
 def _ensure_like_base(destination: SqlDestination, name: str, base: TableDDL, ddl: TableDDL) -> None:
-    existing = destination.describe(name)
-    if existing is None:
+    if destination.describe(name) is None:
         destination.create_table(ddl, if_not_exists=True)
         return
-    have = {c.name.lower() for c in (*existing.columns, *existing.partition_columns)}
-    missing = [DestColumn(c.name, c.type, c.comment) for c in base.columns if c.name.lower() not in have]
-    if missing:
-        destination.add_columns(name, missing)
+    refused = evolve_columns(destination, name, base.columns).refused
+    if refused:
+        raise ConfigError(
+            f"{name} cannot take the columns of {base.name}: {'; '.join(refused)}. Fix: if {name} is the replica, "
+            "drop it (the next merge rebuilds it from the base and the log); a snapshot table keeps older days in "
+            "the old type, so map the source table to a new target (objects[].tables[].target) and run the setup"
+        )
 
 
 def ensure_replica(
     destination: SqlDestination, target: MergeTarget, comment: str, *, snapshot_lifecycle_days: int | None = None
 ) -> list[str]:
     """Create the replica (and, with ``target.snapshot_table``, its snapshot table partitioned by ``ds``
-    with a lifecycle) with the base table's columns, or add the base's newer columns to them. Returns
+    with a lifecycle) with the base table's columns, or add the base's newer columns to them and widen
+    those the base widened. Returns
     the data columns (the base table's, in order)."""
     base = destination.describe(target.base_table)
     if base is None:
