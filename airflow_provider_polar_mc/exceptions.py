@@ -231,3 +231,12 @@ class ResyncPending(PolarMcError):
     (a few seconds): Airflow's retry runs it again once it has."""
 
     retryable = True
+
+
+class TaskStopped(PolarMcError):
+    """The task was killed (Airflow called ``on_kill``: a SIGTERM, ``execution_timeout``, the task marked
+    failed or cleared) and its running MaxCompute instances and binlog reads were stopped
+    (``core.cancellation``). Re-raised for Airflow, which decides whether the try is retried: every
+    stage resumes from its checkpoints, so a retry writes nothing twice."""
+
+    retryable = True

@@ -139,6 +139,7 @@ class InstanceManager:
         self._instances: dict[str, SqlInstance] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sql-instance")
+        self.queue_seconds = 0.0  # how long a new instance waits before it runs (/_emulator/instances)
 
     def submit(self, project: str, body: bytes, owner: str) -> SqlInstance:
         task_type, task_name, query, settings, job_xml = parse_job(body)
@@ -152,6 +153,8 @@ class InstanceManager:
         return inst
 
     def _run(self, inst: SqlInstance) -> None:
+        if self.queue_seconds:
+            inst.done.wait(self.queue_seconds)  # queued for quota; a stop meanwhile ends the wait
         if inst.task_status == CANCELLED:
             return
         inst.task_status = TASK_RUNNING

@@ -4,7 +4,7 @@ Mounts (paths as sent by the client):
 
 - ``/api/...`` (and, for clients configured without ``/api``, ``/projects/...``): the REST API;
 - ``/tunnel/...``: the Tunnel API, discovered by pyodps through ``GET /api/projects/{p}/tunnel?service``;
-- ``/_emulator/...``: administration (health, fault injection), not signed; everything but
+- ``/_emulator/...``: administration (health, fault injection, the SQL instance queue), not signed; everything but
   ``GET /_emulator/health`` needs the admin token (``x-polar-mc-emulator-admin-token``), a random
   secret made at start (or given with ``--admin-token``) and written to ``DATA_DIR/admin-token``
   (mode 0600). It is not derived from the access id, which every signed request carries.
@@ -218,6 +218,8 @@ class EmulatorApp:
     def _admin(self, req: Request) -> Response:
         if req.path == "/health" and req.method == "GET":
             return render.json_response({"status": "ok"})
+        if req.path == "/instances":
+            return self._admin_instances(req)
         if req.path != "/faults":
             raise EmulatorError(404, "NoSuchObject", f"no such admin resource: {req.path}")
         if req.method == "POST":
@@ -230,6 +232,21 @@ class EmulatorApp:
         elif req.method != "GET":
             raise EmulatorError(405, "MethodNotAllowed", "use GET, POST or DELETE on /_emulator/faults")
         return render.json_response({**self.faults.config.to_json(), "injected": self.faults.injected})
+
+    def _admin_instances(self, req: Request) -> Response:
+        """``POST {"queue_seconds": s}``: new SQL instances wait that long before they run, as in
+        MaxCompute's queue for quota (a stop meanwhile cancels them); ``GET`` reads the setting."""
+        if req.method == "POST":
+            try:
+                seconds = float(json.loads(req.body or b"{}").get("queue_seconds", 0))
+                if not 0 <= seconds <= 600:
+                    raise ValueError("queue_seconds must be within [0, 600]")
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise EmulatorError(400, "InvalidArgument", str(exc)) from None
+            self.instances.queue_seconds = seconds
+        elif req.method != "GET":
+            raise EmulatorError(405, "MethodNotAllowed", "use GET or POST on /_emulator/instances")
+        return render.json_response({"queue_seconds": self.instances.queue_seconds})
 
     def close(self) -> None:
         self.instances.shutdown()

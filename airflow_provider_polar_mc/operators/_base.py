@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_polar_mc.core import cancellation
 from airflow_provider_polar_mc.exceptions import PolarMcError
 from airflow_provider_polar_mc.spec import MigrationSpec
 
@@ -53,10 +54,18 @@ class MigrationOperator(BaseOperator):
         return load_spec(self.spec)
 
     def execute(self, context: Any) -> Any:
+        cancellation.reset()
         try:
             return self.execute_migration(context)
         except PolarMcError as exc:
             fail_unless_retryable(exc)
+
+    def on_kill(self) -> None:
+        """Airflow kills the task (SIGTERM, ``execution_timeout``, marked failed or cleared): stop the
+        MaxCompute instances it runs and its binlog reads, so nothing keeps running after it; the
+        checkpoints make the retry resume."""
+        stopped = cancellation.stop_all()
+        self.log.warning("task killed: stopped %s", ", ".join(stopped) if stopped else "nothing (no instance or binlog read was running)")
 
     def execute_migration(self, context: Any) -> Any:
         raise NotImplementedError

@@ -229,6 +229,8 @@ class Demo:
             os.environ,
             AIRFLOW_HOME=str(folder / "airflow"),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            # The binlog sensor defers (DAG.test() runs its trigger in process), as with a triggerer.
+            AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE="True",
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{folder / 'airflow' / 'airflow.db'}",
             AIRFLOW__CORE__DAGS_FOLDER=str(Path(__file__).resolve().parents[2] / "dags"),
             POLAR_MC_SPEC_DIR=str(folder / "specs"),

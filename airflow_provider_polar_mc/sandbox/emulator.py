@@ -135,9 +135,9 @@ class EmulatorProcess:
 
         return ODPS(self.access_id, access_key or self.access_key, self.project, endpoint=self.endpoint, **kw)
 
-    def _admin(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _admin(self, method: str, body: dict[str, Any] | None = None, resource: str = "faults") -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.url}/_emulator/faults", data=data, method=method)
+        req = urllib.request.Request(f"{self.url}/_emulator/{resource}", data=data, method=method)
         req.add_header(ADMIN_TOKEN_HEADER, self.admin_token)
         req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, timeout=10) as resp:
@@ -146,6 +146,10 @@ class EmulatorProcess:
     def set_faults(self, **settings: Any) -> dict[str, Any]:
         """Turn on fault injection, e.g. ``set_faults(rate=0.2, kinds=["5xx"], paths=["/tunnel"], seed=1)``."""
         return self._admin("POST", settings)
+
+    def set_instance_queue(self, seconds: float) -> dict[str, Any]:
+        """New SQL instances wait ``seconds`` before they run (MaxCompute's queue for quota)."""
+        return self._admin("POST", {"queue_seconds": seconds}, resource="instances")
 
     def clear_faults(self) -> dict[str, Any]:
         return self._admin("DELETE")

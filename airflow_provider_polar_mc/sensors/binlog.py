@@ -3,10 +3,12 @@ derived from the binlog (docs/interval-boundaries.md)."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator
+from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -25,21 +27,28 @@ class BinlogSensor(BaseSensorOperator):
 
     A re-run, retry or backfill of an interval whose coordinate is recorded returns the recorded one at
     once, so every run of an interval reads the same range. Deferrable by default (the waiting happens
-    in the triggerer); ``deferrable=False`` pokes (``mode="poke"`` or ``"reschedule"``). Connection
-    errors are retried within the spec's connection retry window.
+    in the triggerer) when ``deferrable`` is True, which defaults to Airflow's ``[operators]
+    default_deferrable``; otherwise it pokes, in ``mode="reschedule"`` unless told (the worker slot is
+    free between pokes). The deferral is bounded by ``timeout``, as pokes are. Connection errors are
+    retried within the spec's connection retry window.
     """
 
+    template_fields: Sequence[str] = ("spec", "settle_seconds")
     ui_color = "#fff4d6"
 
     def __init__(
         self,
         *,
         spec: str | Path | dict[str, Any],
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         settle_seconds: float | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 10)
+        if deferrable is None:
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
+        if not deferrable:
+            kwargs.setdefault("mode", "reschedule")
         super().__init__(**kwargs)
         self.spec = str(spec) if isinstance(spec, Path) else spec
         self.deferrable = deferrable
@@ -71,6 +80,7 @@ class BinlogSensor(BaseSensorOperator):
         self.defer(
             trigger=BinlogTrigger(document, interval_end, settle, self.poke_interval, interval_start=interval_start),
             method_name="execute_complete",
+            timeout=dt.timedelta(seconds=self.timeout),  # the task fails when it passes, as a poking one would
         )
 
     def poke(self, context: Any) -> PokeReturnValue:

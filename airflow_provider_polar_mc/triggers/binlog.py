@@ -15,6 +15,9 @@ from airflow_provider_polar_mc.exceptions import PolarMcError
 
 log = logging.getLogger(__name__)
 
+# The serialised arguments' version: 1 had no version (and, before that, no interval_start); 2 adds it.
+TRIGGER_VERSION = 2
+
 
 def poll_interval_end(
     spec_document: dict[str, Any], interval_start: str, interval_end: str, settle_seconds: float
@@ -48,9 +51,11 @@ class BinlogTrigger(BaseTrigger):
     """Polls the source every ``poll_seconds``; yields ``{"status": "success", "coordinate": {...}}`` once
     the interval's end coordinate is recorded, or ``{"status": "error", "message": ..., "retryable": bool}``.
 
-    Arguments are JSON-safe so the trigger survives serialisation into the metadata database.
+    Arguments are JSON-safe so the trigger survives serialisation into the metadata database, and
+    versioned (``version``, :data:`TRIGGER_VERSION`): a trigger stored by one release loads in the next.
     ``interval_start`` has a default only so that triggers stored by a release without it still load;
-    such a trigger reports a retryable error, and the task's retry defers with a complete one.
+    such a trigger reports a retryable error, and the task's retry defers with a complete one. Arguments
+    a later release adds are accepted and ignored, so a downgrade still loads its triggers.
     """
 
     def __init__(
@@ -60,8 +65,13 @@ class BinlogTrigger(BaseTrigger):
         settle_seconds: float = 30,
         poll_seconds: float = 10,
         interval_start: str | None = None,
+        version: int = 1,
+        **later_arguments: Any,
     ) -> None:
         super().__init__()
+        if later_arguments:
+            log.warning("binlog trigger stored by a later release (version %s): ignoring %s", version, sorted(later_arguments))
+        self.version = version
         self.spec = spec
         self.interval_start = interval_start
         self.interval_end = interval_end
@@ -77,6 +87,7 @@ class BinlogTrigger(BaseTrigger):
                 "interval_end": self.interval_end,
                 "settle_seconds": self.settle_seconds,
                 "poll_seconds": self.poll_seconds,
+                "version": TRIGGER_VERSION,
             },
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
@@ -30,9 +31,19 @@ def test_trigger_serialises_json_safe_arguments():
     trigger = BinlogTrigger(SPEC, END, settle_seconds=5, poll_seconds=0.5, interval_start=START)
     assert trigger.serialize() == (
         "airflow_provider_polar_mc.triggers.binlog.BinlogTrigger",
-        {"spec": SPEC, "interval_start": START, "interval_end": END, "settle_seconds": 5, "poll_seconds": 0.5},
+        {"spec": SPEC, "interval_start": START, "interval_end": END, "settle_seconds": 5, "poll_seconds": 0.5,
+         "version": 2},
     )
     assert BinlogTrigger(**trigger.serialize()[1]).serialize() == trigger.serialize()  # as the triggerer rebuilds it
+    json.dumps(trigger.serialize())  # JSON-safe, as the metadata database stores it
+
+
+def test_triggers_stored_by_other_releases_load():
+    """Version 1 (no ``version``) loads and polls; a later release's extra arguments are ignored."""
+    older = BinlogTrigger(**{"spec": SPEC, "interval_start": START, "interval_end": END, "settle_seconds": 5, "poll_seconds": 2})
+    assert older.serialize()[1]["version"] == 2 and older.interval_start == START
+    newer = BinlogTrigger(**{**older.serialize()[1], "version": 3, "heartbeat_table": "x"})
+    assert newer.serialize() == older.serialize()
 
 
 def test_a_trigger_stored_without_the_interval_start_asks_for_a_retry(monkeypatch):
@@ -93,10 +104,11 @@ def test_sensor_returns_a_recorded_coordinate_without_deferring(monkeypatch):
 
 def test_sensor_defers_to_the_trigger(monkeypatch):
     monkeypatch.setattr("airflow_provider_polar_mc.sensors.binlog.poll_interval_end", lambda *a: None)
-    sensor = BinlogSensor(task_id="wait", spec=SPEC, poke_interval=3)
+    sensor = BinlogSensor(task_id="wait", spec=SPEC, poke_interval=3, timeout=600, deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(_context())
     assert deferred.value.method_name == "execute_complete"
+    assert deferred.value.timeout == dt.timedelta(seconds=600)  # the deferral is bounded as pokes are
     classpath, kwargs = deferred.value.trigger.serialize()
     assert classpath.endswith("BinlogTrigger")
     assert kwargs["interval_start"] == START and kwargs["interval_end"] == END
@@ -107,8 +119,22 @@ def test_sensor_defers_to_the_trigger(monkeypatch):
 def test_sensor_poke_mode(monkeypatch):
     answers = iter([None, COORDINATE])
     monkeypatch.setattr("airflow_provider_polar_mc.sensors.binlog.poll_interval_end", lambda *a: next(answers))
-    sensor = BinlogSensor(task_id="wait", spec=SPEC, deferrable=False, poke_interval=0.01, timeout=5)
+    sensor = BinlogSensor(task_id="wait", spec=SPEC, deferrable=False, mode="poke", poke_interval=0.01, timeout=5)
     assert sensor.execute(_context()) == COORDINATE
+
+
+@pytest.mark.parametrize(("setting", "deferrable", "mode"), [("True", True, "poke"), ("False", False, "reschedule")])
+def test_sensor_follows_default_deferrable_and_reschedules_when_it_does_not_defer(monkeypatch, setting, deferrable, mode):
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", setting)
+    sensor = BinlogSensor(task_id="wait", spec=SPEC)
+    assert (sensor.deferrable, sensor.mode) == (deferrable, mode)
+    assert BinlogSensor(task_id="w", spec=SPEC, deferrable=False, mode="poke").mode == "poke"  # an explicit mode wins
+
+
+def test_sensor_templates_its_spec_and_settle_seconds():
+    sensor = BinlogSensor(task_id="wait", spec="{{ params.folder }}/m1.yaml", settle_seconds="{{ params.settle }}")
+    sensor.render_template_fields({"params": {"folder": "/specs", "settle": 7}})
+    assert (sensor.spec, sensor.settle_seconds) == ("/specs/m1.yaml", "7")
 
 
 def test_execute_complete_validates_the_event():

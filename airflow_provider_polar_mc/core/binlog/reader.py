@@ -49,6 +49,7 @@ import numpy as np
 import pyarrow as pa
 import pymysql
 
+from airflow_provider_polar_mc.core import cancellation
 from airflow_provider_polar_mc.core.binlog.change_filter import matching_images
 from airflow_provider_polar_mc.core.binlog.coordinates import (
     capture,
@@ -532,8 +533,14 @@ def _read_events(
     decoders: dict[int, TableDecoder | None] = {}  # by table id, for the checked selected tables
     row_events = 0
     reached_end = False
+    # on_kill closes the stream (a blocked read returns) and the loop stops at the next event: a closed
+    # stream would reconnect by itself.
+    stop = cancellation.register(f"binlog read from {start}", stream.close)
+    stopped = cancellation.stopped
     try:
         for event in stream:
+            if stopped():
+                break
             cls = event.__class__
             packet = event.packet
             if cls is rotate_event:
@@ -624,8 +631,13 @@ def _read_events(
             if (file_index, next_position) == end_key:
                 reached_end = True
                 break
+    except Exception:
+        cancellation.check()  # a stop closed the stream under the read: say so, do not retry it
+        raise
     finally:
+        cancellation.unregister(stop)
         stream.close()
+    cancellation.check()  # a stop ends the stream early: say so rather than blame the binlog
     if not reached_end:
         raise ReaderError(
             f"the binlog stream ended at {stream.log_file}:{stream.log_pos} before the end coordinate {end}; "

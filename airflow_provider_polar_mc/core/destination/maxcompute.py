@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from odps import ODPS
 
-from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core import cancellation, sqltext
 from airflow_provider_polar_mc.core.model import DestColumn, TableDDL
 
 # MaxCompute 2.0 types (TINYINT, SMALLINT, INT, FLOAT, VARCHAR, TIMESTAMP, BINARY, DECIMAL(p,s) ...)
@@ -101,10 +101,18 @@ class MaxComputeDestination:
 
     # -- SQL -----------------------------------------------------------------------------------
     def execute(self, sql: str, hints: Mapping[str, str] | None = None):
-        """Run a SQL script and wait for it; raises pyodps's ODPSError on failure."""
+        """Run a SQL script and wait for it; raises pyodps's ODPSError on failure. While it runs, the
+        task's ``on_kill`` stops the instance in MaxCompute (core/cancellation.py)."""
         all_hints = dict(TYPE_SYSTEM_HINTS)
         all_hints.update(hints or {})
-        return self.odps.execute_sql(sql, project=self.project, hints=all_hints)
+        instance = self.odps.run_sql(sql, project=self.project, hints=all_hints)
+        try:
+            with cancellation.stoppable(f"MaxCompute instance {instance.id}", instance.stop):
+                instance.wait_for_success()
+        except Exception:
+            cancellation.check()  # stopped by on_kill: the instance's failure is the stop's
+            raise
+        return instance
 
     def query(self, sql: str, hints: Mapping[str, str] | None = None) -> list[tuple]:
         """Run a SELECT and return its rows as tuples (for small results: checks, validation)."""
