@@ -27,6 +27,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from airflow_provider_polar_mc.alerts import failure_callback
 from airflow_provider_polar_mc.exceptions import ConfigError
 from airflow_provider_polar_mc.operators.full_load import (
     DEFAULT_MAX_GROUPS,
@@ -55,13 +56,21 @@ log = logging.getLogger(__name__)
 _EARLIEST_START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def _migration_dag_args(spec: MigrationSpec, kind: str, doc_md: str, dag_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """What both DAGs of a migration share: the id, one run at a time, tags, docs; ``dag_kwargs`` win."""
+def _migration_dag_args(
+    spec: MigrationSpec, kind: str, doc_md: str, dag_kwargs: dict[str, Any], default_args: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What the DAGs of a migration share: the id, one run at a time, tags, docs, the alerts' failure
+    callback (``alerts.on_failure``); ``dag_kwargs`` win."""
+    defaults = dict(default_args or {})
+    on_failure = failure_callback(spec)
+    if on_failure is not None:
+        defaults.setdefault("on_failure_callback", on_failure)
     return {
         "dag_id": f"polar_mc__{spec.name}__{kind}",
         "max_active_runs": 1,
         "tags": ["polar-mc", spec.name] + ([spec.environment_tag] if spec.environment_tag else []),
         "doc_md": doc_md,
+        "default_args": defaults,
         **dag_kwargs,
     }
 
@@ -131,11 +140,11 @@ def incremental_dag(spec_path: str | Path, spec: MigrationSpec, **dag_kwargs: An
         catchup = False  # governs the first run only; ContinuousDataIntervalTimetable never skips after it
     with DAG(
         **_migration_dag_args(spec, "incremental", f"Incremental batches of migration `{spec.name}` ({path}): one run "
-                              "per `_log` partition.", dag_kwargs),
+                              "per `_log` partition.", dag_kwargs,
+                              {"depends_on_past": True, "retries": 2, "retry_delay": dt.timedelta(seconds=30)}),
         schedule=timetable,
         start_date=start,
         catchup=catchup,
-        default_args={"depends_on_past": True, "retries": 2, "retry_delay": dt.timedelta(seconds=30)},
     ) as dag:
         wait = BinlogSensor(task_id="wait_for_binlog", spec=path, timeout=6 * 3600, poke_interval=spec.incremental.poll_seconds)
         load = IncrementalLoadOperator(task_id="incremental_load", spec=path)

@@ -125,7 +125,7 @@ class IncrementalLoader:
         schemas = self._with_resyncs(schemas, end)
         by_name = {s.source_name: s for s in selections if s.source_name in schemas}
         self.log(f"reading binlog ({start}, {end}] for {len(by_name)} tables into partition {partition}")
-        changes = self._stream_partition(start, end, schemas, by_name, partition)
+        changes, uploaded_bytes = self._stream_partition(start, end, schemas, by_name, partition)
 
         summary: dict[str, Any] = {
             "interval_start": intervals.interval_key(interval_start),
@@ -138,7 +138,8 @@ class IncrementalLoader:
         }
         for name, streamed in changes.tables.items():
             selection = by_name[name]
-            summary["tables"][name] = {"rows": streamed.rows, "warnings": dict(streamed.warnings)}
+            summary["tables"][name] = {"rows": streamed.rows, "bytes": uploaded_bytes.get(name, 0),
+                                       "warnings": dict(streamed.warnings)}
             summary["schemas"][name] = streamed.schema_at_end.to_dict()
             self.log(f"{name} -> {selection.log_table} [{partition}]: {streamed.rows:,} rows")
             if streamed.schema_at_end.stopped_at is not None:
@@ -149,10 +150,14 @@ class IncrementalLoader:
         if summary.get("stopped"):
             self.log(f"WARNING tables no longer migrated (their replicas keep their last state): {summary['stopped']}")
         summary["seconds"] = round(time.monotonic() - started, 3)
-        # Latency: how far behind the source this interval's data reaches MaxCompute.
+        # Latency: how far behind the source this interval's data reaches MaxCompute (the interval's end
+        # coordinate is where the source stood at its end, heartbeat or not). A re-run or backfill of an
+        # interval older than the chain's newest is late by design: no lag reported, no alert.
         summary["latency_seconds"] = round(time.time() - intervals.utc(interval_end).timestamp(), 1)
+        summary["rerun"] = intervals.done(self.store, intervals.next_interval_end(interval_end, spec.partition)) is not None
         alert = spec.latency_alert_seconds
-        if alert is not None and summary["latency_seconds"] > alert:
+        summary["latency_alert"] = alert is not None and not summary["rerun"] and summary["latency_seconds"] > alert
+        if summary["latency_alert"]:
             self.log(
                 f"LATENCY ALERT{' [' + spec.environment_tag + ']' if spec.environment_tag else ''}: interval ending "
                 f"{summary['interval_end']} reached MaxCompute {summary['latency_seconds']:.0f}s after it closed "
@@ -168,8 +173,9 @@ class IncrementalLoader:
         schemas: dict[str, TableSchema],
         by_name: dict[str, TableSelection],
         partition: str,
-    ) -> ChangeSet:
-        """Read (start, end] straight into the partition's upload sessions and commit them all."""
+    ) -> tuple[ChangeSet, dict[str, int]]:
+        """Read (start, end] straight into the partition's upload sessions and commit them all; returns the
+        changes and the Arrow bytes uploaded per table."""
         for attempt in range(MAX_READ_RESTARTS + 1):
             uploads = PartitionUploads(
                 self.destination, partition, threads=UPLOAD_THREADS, max_in_flight=BLOCKS_IN_FLIGHT,
@@ -183,7 +189,7 @@ class IncrementalLoader:
                     chunk_rows=self.spec.incremental.block_rows, log=self.log,
                 )  # fmt: skip
                 uploads.commit([by_name[key].log_table for key in changes.tables])
-                return changes
+                return changes, writer.uploaded_bytes
             except _ColumnsChangedAfterBlocks as restart:
                 self.log(f"{restart.args[0]}: columns added or widened after blocks were written; reading the interval again "
                          f"(attempt {attempt + 2})")
@@ -278,6 +284,7 @@ class _PartitionWriter:
         self._block_rows = loader.spec.incremental.block_rows
         self._columns: dict[str, list[DestColumn]] = {}  # per _log table: its columns, as its session has them
         self._rows = 0
+        self.uploaded_bytes: dict[str, int] = {}  # per table (db.table): Arrow bytes of its blocks
         self._started = self._last_report = time.monotonic()
 
     def write(self, key: str, rows: pa.Table) -> None:
@@ -285,7 +292,9 @@ class _PartitionWriter:
         if table not in self._columns:
             self._columns[table] = self._loader._log_columns(table)
         for offset in range(0, rows.num_rows, self._block_rows):
-            self._uploads.write(table, _conform(self._columns[table], rows.slice(offset, self._block_rows)))
+            block = _conform(self._columns[table], rows.slice(offset, self._block_rows))
+            self.uploaded_bytes[key] = self.uploaded_bytes.get(key, 0) + block.nbytes
+            self._uploads.write(table, block)
         self._rows += rows.num_rows
         now = time.monotonic()
         if now - self._last_report >= PROGRESS_SECONDS:  # a long interval shows it is moving

@@ -40,6 +40,7 @@ class FullLoadOperator(MigrationOperator):
         self.progress_interval = progress_interval
 
     def execute_migration(self, context: Any) -> list[dict[str, Any]]:
+        from airflow_provider_polar_mc import metrics
         from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
         from airflow_provider_polar_mc.core.full_load import FullLoader, record_snapshot_coordinate
         from airflow_provider_polar_mc.core.incremental import record_snapshot_schemas
@@ -74,7 +75,9 @@ class FullLoadOperator(MigrationOperator):
             return []
         loader = FullLoader.for_spec(spec, endpoint, destination, store, log=self.log.info, progress_interval=self.progress_interval)
         self.log.info("loading %d tables", len(plans))
-        return [loader.load_table(plan).to_dict() for plan in plans]
+        results = [loader.load_table(plan).to_dict() for plan in plans]
+        metrics.full_load(spec.name, results)
+        return results
 
 
 class FullLoadShardOperator(MigrationOperator):
@@ -95,11 +98,15 @@ class FullLoadShardOperator(MigrationOperator):
         self.progress_interval = progress_interval
 
     def execute_migration(self, context: Any) -> dict[str, Any]:
+        from airflow_provider_polar_mc import metrics
         from airflow_provider_polar_mc.core.full_load import FullLoadShard
 
         shard = FullLoadShard.from_dict(dict(self.shard))
-        loader, (plan,) = _loader_and_plans(self.migration_spec(), [shard.table], self.log, self.progress_interval)
-        return loader.load_shard(plan, shard).to_dict()
+        spec = self.migration_spec()
+        loader, (plan,) = _loader_and_plans(spec, [shard.table], self.log, self.progress_interval)
+        result = loader.load_shard(plan, shard).to_dict()
+        metrics.full_load(spec.name, [result])  # the rows and bytes this shard uploaded
+        return result
 
 
 class FullLoadCommitOperator(MigrationOperator):

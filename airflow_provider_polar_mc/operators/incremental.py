@@ -11,17 +11,20 @@ class IncrementalLoadOperator(MigrationOperator):
     """Reads the binlog from the previous interval's end coordinate (the full load's snapshot coordinate
     for the first interval) to this interval's recorded end coordinate, and overwrites this interval's
     partition of every selected table's ``_log`` with DTS change rows. Re-runs, retries and backfills
-    rebuild the identical partition. Columns added in the source (ALTER TABLE ... ADD COLUMN) are added
-    to ``_base`` and ``_log`` first; other DDL on a migrated table, a purged binlog or a changed source
-    server fail the task without writing anything, naming the way out.
+    rebuild the identical partition. Schema changes are followed or the table resynced (docs/schema-changes.md);
+    a purged binlog or a changed source server fail the task without writing anything, naming the way
+    out. Sends the batch's metrics (README "Metrics") and, over ``latency_alert_seconds``, the latency
+    alert to the spec's notifiers.
     """
 
     ui_color = "#e4fff6"
 
     def execute_migration(self, context: Any) -> dict[str, Any]:
+        from airflow_provider_polar_mc import alerts, metrics
         from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
         from airflow_provider_polar_mc.core.incremental import IncrementalLoader
         from airflow_provider_polar_mc.hooks import resolve
+
         spec = self.migration_spec()
         destination = resolve.destination(spec)
         loader = IncrementalLoader(
@@ -31,4 +34,8 @@ class IncrementalLoadOperator(MigrationOperator):
             MaxComputeCheckpointStore(destination, spec.name),
             log=self.log.info,
         )
-        return loader.run(context["data_interval_start"], context["data_interval_end"])
+        summary = loader.run(context["data_interval_start"], context["data_interval_end"])
+        metrics.incremental(spec.name, summary)
+        if alerts.latency_alert(spec, summary, context):
+            self.log.warning("latency alert sent to %d notifier(s)", len(spec.alerts.notifiers))
+        return summary

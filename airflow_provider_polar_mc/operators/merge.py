@@ -25,6 +25,7 @@ class MergeOperator(MigrationOperator):
         self.tables = list(tables) if tables is not None else None
 
     def execute_migration(self, context: Any) -> list[dict[str, Any]]:
+        from airflow_provider_polar_mc import metrics
         from airflow_provider_polar_mc.core import intervals
         from airflow_provider_polar_mc.core.destination.checkpoint import (
             MaxComputeCheckpointStore,
@@ -108,4 +109,5 @@ class MergeOperator(MigrationOperator):
                 len(result.steps), result.seconds,
             )
             done.append(result.to_dict())
+        metrics.merge(spec.name, {s.replica_table: s.source_name for s in selections}, done)
         return done

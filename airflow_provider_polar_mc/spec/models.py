@@ -18,12 +18,14 @@ descriptions (``polar-mc spec-schema``). This module imports nothing from Airflo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import annotated_types
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -237,6 +239,51 @@ class HeartbeatSpec(_Section):
     """Seconds between heartbeat writes."""
 
 
+_CLASSPATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def _classpath(value: str) -> str:
+    if len(value) > 300 or not _CLASSPATH.fullmatch(value):
+        raise ValueError(
+            f"{value[:80]!r} is not an import path of a class (package.module.Class), e.g. "
+            "airflow.providers.smtp.notifications.smtp.SmtpNotifier"
+        )
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    """Notifier arguments travel in the spec document (trigger arguments, XCom): JSON values only."""
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"must hold JSON values only (strings, numbers, booleans, lists, mappings): {exc}; quote dates and times"
+        ) from None
+    return value
+
+
+class NotifierSpec(_Section):
+    """One Airflow notifier: a ``BaseNotifier`` subclass and its keyword arguments (templated by the
+    notifier with the task's context plus ``polar_mc_alert``). Name connections here, not secrets."""
+
+    classpath: Annotated[str, AfterValidator(_classpath)]
+    """Import path of the notifier class, e.g. `airflow.providers.smtp.notifications.smtp.SmtpNotifier`."""
+    arguments: Annotated[dict[str, Any], BeforeValidator(_json_value)] = Field(default_factory=dict)
+    """Keyword arguments of the notifier class (for SmtpNotifier: to, from_email, subject, smtp_conn_id, ...)."""
+
+
+class AlertsSpec(_Section):
+    """Who hears about trouble, as DTS's monitoring and alerting: the notifiers are sent a latency alert
+    (``latency_alert_seconds``) and, with ``on_failure``, every failed task of the migration's DAGs."""
+
+    notifiers: tuple[NotifierSpec, ...] = ()
+    """Airflow notifiers (any `BaseNotifier` subclass: SMTP, Slack, ... providers' or your own)."""
+    on_failure: bool = Field(True, strict=True)
+    """Also notify when a task of the migration's DAGs fails (its last try)."""
+
+
 class IncrementalSpec(_Section):
     """How incremental batches are scheduled: one Airflow run (and one ``_log`` partition) per
     partition unit, from ``start_date`` (UTC, ISO 8601); each run waits until the source's clock has
@@ -392,7 +439,10 @@ class MigrationSpec(_Section):
     throttle: ThrottleSpec = ThrottleSpec()
     """Rate limits of the full and the incremental load; unlimited by default."""
     latency_alert_seconds: int | None = f.bounded(None, 1, 604_800)
-    """Log a LATENCY ALERT when an interval reaches MaxCompute more than this many seconds after it closed."""
+    """Log a LATENCY ALERT, and send it to `alerts.notifiers`, when an interval reaches MaxCompute more than
+    this many seconds after it closed (re-runs and backfills of older intervals excepted)."""
+    alerts: AlertsSpec = AlertsSpec()
+    """Notifiers for latency alerts and task failures."""
     environment_tag: f.EnvironmentTag | None = None
     """A label (dev, prod, team-a:prod) added to logs, alerts and DAG tags."""
     json_type: f.JsonType = "string"
