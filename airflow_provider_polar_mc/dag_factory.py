@@ -21,13 +21,14 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_polar_mc.alerts import failure_callback
+from airflow_provider_polar_mc.assets import alias
 from airflow_provider_polar_mc.exceptions import ConfigError
 from airflow_provider_polar_mc.operators.full_load import (
     DEFAULT_MAX_GROUPS,
@@ -42,6 +43,7 @@ from airflow_provider_polar_mc.operators.resync import ResyncOperator
 from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
 from airflow_provider_polar_mc.spec import MigrationSpec
+from airflow_provider_polar_mc.spec.fields import ConflictMode
 from airflow_provider_polar_mc.timetables import ContinuousDataIntervalTimetable
 
 # One run per partition unit. Data-interval timetables on purpose: Airflow 3 turns plain cron strings into
@@ -75,19 +77,48 @@ def _migration_dag_args(
     }
 
 
+def setup_params(spec: MigrationSpec) -> dict[str, Param]:
+    """The setup DAG's trigger form: which tables, and this run's conflict handling and accepted
+    warnings (validated by the UI's JSON Schema form, then by the spec's own checks)."""
+    return {
+        "tables": Param(
+            [], type="array", items={"type": "string"}, title="Tables to load or reload",
+            description="db.table names; empty: every selected table not loaded yet. A table already loaded "
+                        "(or any table once incremental batches ran) is reloaded through the resync DAG: its _base "
+                        "replaced once at a new binlog coordinate, the incremental chain kept.",
+        ),
+        "conflict_mode": Param(
+            spec.conflict_mode, type="string", enum=list(get_args(ConflictMode)), title="Destination conflicts",
+            description="precheck_and_report: fail on existing destination tables; ignore_and_proceed: accept them "
+                        "when their schema matches. Default: the spec's.",
+        ),
+        "accepted_warnings": Param(
+            list(spec.accepted_warnings), type="array", items={"type": "string"}, uniqueItems=True,
+            title="Precheck warnings to accept",
+            description="Check ids from the precheck report (e.g. precision_loss, reserved_word); default: the spec's.",
+        ),
+    }  # fmt: skip
+
+
+_RUN_CHOICES = {"conflict_mode": "{{ params.conflict_mode }}", "accepted_warnings": "{{ params.accepted_warnings }}"}
+
+
 def setup_dag(spec_path: str | Path, spec: MigrationSpec, max_groups: int = DEFAULT_MAX_GROUPS, **dag_kwargs: Any) -> DAG:
     path = str(spec_path)
     with DAG(
         **_migration_dag_args(spec, "setup", f"Setup of migration `{spec.name}` ({path}): precheck, schema migration, "
-                              "full load.", dag_kwargs),
+                              "full load. Trigger it with the form to choose tables, conflict handling and accepted "
+                              "warnings.", dag_kwargs),
         schedule=None,
         start_date=_EARLIEST_START,
         catchup=False,
+        params=setup_params(spec),
+        render_template_as_native_obj=True,  # the Params reach the operators as lists
     ) as dag:
-        precheck = PrecheckOperator(task_id="precheck", spec=path)
+        precheck = PrecheckOperator(task_id="precheck", spec=path, spec_overrides=_RUN_CHOICES)
         previous = precheck
         if "schema" in spec.migration_types:
-            schema = SchemaMigrateOperator(task_id="schema_migration", spec=path)
+            schema = SchemaMigrateOperator(task_id="schema_migration", spec=path, spec_overrides=_RUN_CHOICES)
             previous >> schema
             previous = schema
 
@@ -96,9 +127,12 @@ def setup_dag(spec_path: str | Path, spec: MigrationSpec, max_groups: int = DEFA
             from airflow_provider_polar_mc.operators.full_load import full_load_plan
 
             # Decides once per run which tables are grouped and which sharded (big tables' plans and
-            # sessions are recorded here, before any shard runs); the shards go out under their own key.
-            plan = full_load_plan(path, max_groups, log=log)
+            # sessions are recorded here, before any shard runs); the shards go out under their own key,
+            # the tables to reload through the resync under theirs.
+            chosen = [t for t in (context["params"].get("tables") or []) if t]
+            plan = full_load_plan(path, max_groups, log=log, tables=chosen or None)
             context["ti"].xcom_push(key="shards", value=plan["shards"])
+            context["ti"].xcom_push(key="resync", value=plan["resync"])
             return plan["groups"]
 
         @task(task_id="plan_full_load_shards")
@@ -107,12 +141,24 @@ def setup_dag(spec_path: str | Path, spec: MigrationSpec, max_groups: int = DEFA
 
         groups = plan_groups()
         previous >> groups
-        FullLoadOperator.partial(task_id="full_load", spec=path).expand(tables=groups)
+        bases = [alias(spec.name, "base")]
+        FullLoadOperator.partial(task_id="full_load", spec=path, outlets=bases).expand(tables=groups)
         shards = plan_shards(groups["shards"])
         loaded = FullLoadShardOperator.partial(task_id="full_load_shard", spec=path).expand(shard=shards)
         # none_failed: with no big table the shard task has no instance (skipped) and the commit still
         # succeeds, doing nothing; a failed shard leaves it upstream_failed.
-        loaded >> FullLoadCommitOperator(task_id="full_load_commit", spec=path, shards=shards, trigger_rule="none_failed")
+        loaded >> FullLoadCommitOperator(task_id="full_load_commit", spec=path, shards=shards, trigger_rule="none_failed",
+                                         outlets=bases)  # fmt: skip
+        if "incremental" in spec.migration_types:
+
+            @task.short_circuit(task_id="reload_requested", ignore_downstream_trigger_rules=False)
+            def reload_requested(tables: list[str] | None) -> bool:
+                return bool(tables)
+
+            reload_requested(groups["resync"]) >> TriggerDagRunOperator(
+                task_id="start_reload", trigger_dag_id=resync_dag_id(spec), wait_for_completion=False,
+                conf={"tables": "{{ ti.xcom_pull(task_ids='plan_full_load_groups', key='resync') }}"},
+            )  # fmt: skip
     return dag
 
 
@@ -147,10 +193,10 @@ def incremental_dag(spec_path: str | Path, spec: MigrationSpec, **dag_kwargs: An
         catchup=catchup,
     ) as dag:
         wait = BinlogSensor(task_id="wait_for_binlog", spec=path, timeout=6 * 3600, poke_interval=spec.incremental.poll_seconds)
-        load = IncrementalLoadOperator(task_id="incremental_load", spec=path)
+        load = IncrementalLoadOperator(task_id="incremental_load", spec=path, outlets=[alias(spec.name, "log")])
         wait >> load
         if spec.merge_active:
-            load >> MergeOperator(task_id="merge", spec=path)
+            load >> MergeOperator(task_id="merge", spec=path, outlets=[alias(spec.name, "replica")])
 
         @task.short_circuit(task_id="resync_requested", ignore_downstream_trigger_rules=False)
         def resync_requested(summary: dict[str, Any] | None) -> bool:

@@ -21,7 +21,8 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [
             {
                 "integration-name": "PolarDB for MySQL to MaxCompute",
-                "external-doc-url": "https://github.com/",
+                # The integration's product documentation (this provider is not published yet; its docs are the README).
+                "external-doc-url": "https://www.alibabacloud.com/help/en/maxcompute/",
                 "tags": ["alibaba"],
             }
         ],
@@ -35,6 +36,25 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "connection-type": "polardb_mysql",
                 "hook-class-name": "airflow_provider_polar_mc.hooks.polardb.PolarDBMySqlHook",
+                "hook-name": "PolarDB for MySQL",
+                # The connection form's fields for the extras the hook reads (stored as flat extras).
+                "conn-fields": {
+                    "ssl_ca": {"label": "SSL CA file", "description": "Path of the CA certificate (PEM) on the workers; "
+                               "turns on TLS with server verification.", "schema": {"type": ["string", "null"]}},
+                    "ssl_cert": {"label": "SSL client certificate", "schema": {"type": ["string", "null"]}},
+                    "ssl_key": {"label": "SSL client key", "schema": {"type": ["string", "null"]}},
+                    "connect_timeout": {"label": "Connect timeout (s)", "description": "TCP connect, greeting and login "
+                                        "together; also bounds the form's Test button.",
+                                        "schema": {"type": ["number", "null"], "default": 10, "exclusiveMinimum": 0}},
+                    "read_timeout": {"label": "Read timeout (s)", "schema": {"type": ["number", "null"], "exclusiveMinimum": 0}},
+                    "write_timeout": {"label": "Write timeout (s)", "schema": {"type": ["number", "null"], "exclusiveMinimum": 0}},
+                    "charset": {"label": "Character set", "schema": {"type": ["string", "null"], "default": "utf8mb4"}},
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": [],
+                    "relabeling": {"schema": "Database"},
+                    "placeholders": {"host": "pc-xxxx.rwlb.rds.aliyuncs.com", "port": "3306"},
+                },
             }
         ],
         "operators": [
@@ -57,6 +77,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_polar_mc.sensors.binlog"],
             }
         ],
+        "asset-uris": [{"schemes": ["maxcompute"], "handler": "airflow_provider_polar_mc.assets.sanitize_uri"}],
         "triggers": [
             {
                 "integration-name": "PolarDB for MySQL to MaxCompute",

@@ -139,7 +139,7 @@ class IncrementalLoader:
         for name, streamed in changes.tables.items():
             selection = by_name[name]
             summary["tables"][name] = {"rows": streamed.rows, "bytes": uploaded_bytes.get(name, 0),
-                                       "warnings": dict(streamed.warnings)}
+                                       "log_table": selection.log_table, "warnings": dict(streamed.warnings)}
             summary["schemas"][name] = streamed.schema_at_end.to_dict()
             self.log(f"{name} -> {selection.log_table} [{partition}]: {streamed.rows:,} rows")
             if streamed.schema_at_end.stopped_at is not None:

@@ -28,19 +28,20 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from airflow_provider_polar_mc.core import intervals
 from airflow_provider_polar_mc.core.binlog.coordinates import capture
 from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
 from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
-from airflow_provider_polar_mc.core.full_load import FullLoader, TableLoadResult
+from airflow_provider_polar_mc.core.full_load import FullLoader, TableLoadResult, base_load_id
 from airflow_provider_polar_mc.core.model import BinlogCoordinate, TablePlan
 from airflow_provider_polar_mc.core.planning import describe_table_schema, only_tables, plan_migration
 from airflow_provider_polar_mc.core.retry import RetryPolicy
 from airflow_provider_polar_mc.core.schema_plan import EvolvedColumns, evolve_columns
 from airflow_provider_polar_mc.exceptions import ResyncError, ResyncPending
 
-__all__ = ["ResyncError", "ResyncPending", "TableResync", "merge_base", "request_resync"]
+__all__ = ["ResyncError", "ResyncPending", "TableResync", "merge_base", "reloads", "request_resync"]
 from airflow_provider_polar_mc.spec import MigrationSpec
 
 RESYNC_KIND = "resync"
@@ -180,6 +181,20 @@ class TableResync:
             self.log(f"{table}: widened for the resync: {list(evolved.widened)}")
         if evolved.added:
             self.log(f"{table}: added columns {list(evolved.added)} for the resync")
+
+
+def reloads(spec: MigrationSpec, store: CheckpointStore, plans: Iterable[TablePlan]) -> tuple[list[TablePlan], list[str]]:
+    """Split tables chosen to be (re)loaded by a setup run into those the full load loads and those that
+    need a resync (``db.table``): with incremental migration, a table whose ``_base`` was loaded
+    already (its reload), and every table once the interval chain has started (written partitions
+    lack its changes since C0, so it must start at a new coordinate). Without incremental migration
+    nothing needs a resync."""
+    plans = list(plans)
+    if "incremental" not in spec.migration_types:
+        return plans, []
+    started = store.get(intervals.CHAIN_KIND, intervals.FIRST_INTERVAL_KEY) is not None
+    resync = [p for p in plans if started or base_load_id(store, p.selection) is not None]
+    return [p for p in plans if p not in resync], [p.selection.source_name for p in resync]
 
 
 def merge_base(state: Mapping[str, Any] | None, end_record_id: int) -> tuple[str | None, int | None, str | None]:

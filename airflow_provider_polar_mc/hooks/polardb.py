@@ -5,6 +5,9 @@ Connection type ``polardb_mysql``, default id ``polardb_default``. Extras (all o
 ``ssl_key``; ``connect_timeout``, ``read_timeout``, ``write_timeout`` (seconds); ``charset``
 (default utf8mb4). Every session runs with ``time_zone='+00:00'``.
 
+The connection form's fields for these extras and its labels are declared in the provider info
+(``conn-fields``, ``ui-field-behaviour``), which Airflow 3 reads without importing this hook.
+
 ``test_connection`` (the connection form's Test button) makes one attempt that answers within the
 connection's ``connect_timeout``; it never enters the retry window.
 """
@@ -34,18 +37,6 @@ class PolarDBMySqlHook(DbApiHook):
         super().__init__(*args, **kwargs)
         self.database: str | None = kwargs.get("schema")
         self.retry = retry or RetryPolicy()
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": [],
-            "relabeling": {"schema": "Database"},
-            "placeholders": {
-                "extra": json.dumps({"ssl": {"ca": "/path/to/ca.pem"}, "connect_timeout": 10}),
-                "host": "pc-xxxx.rwlb.rds.aliyuncs.com",
-                "port": "3306",
-            },
-        }
 
     def get_endpoint(self, database: str | None = None) -> MySqlEndpoint:
         """The source endpoint described by the Airflow connection (looked up lazily)."""

@@ -15,7 +15,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_polar_mc.core import cancellation
-from airflow_provider_polar_mc.exceptions import PolarMcError
+from airflow_provider_polar_mc.exceptions import ConfigError, PolarMcError
 from airflow_provider_polar_mc.spec import MigrationSpec
 
 
@@ -39,19 +39,34 @@ def fail_unless_retryable(exc: PolarMcError) -> None:
 
 
 class MigrationOperator(BaseOperator):
-    """Base of the migration operators: ``spec`` is a YAML path (templated), a dict or a MigrationSpec.
+    """Base of the migration operators: ``spec`` is a YAML path (templated), a dict or a MigrationSpec;
+    ``spec_overrides`` (templated) one run's choices instead of the spec's (``conflict_mode``,
+    ``accepted_warnings``: the setup DAG's trigger form).
 
     Subclasses implement :meth:`execute_migration`; ``execute`` runs it through the one error path.
     """
 
-    template_fields: Sequence[str] = ("spec",)
+    template_fields: Sequence[str] = ("spec", "spec_overrides")
 
-    def __init__(self, *, spec: str | Path | Mapping[str, Any] | MigrationSpec, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        spec: str | Path | Mapping[str, Any] | MigrationSpec,
+        spec_overrides: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.spec = str(spec) if isinstance(spec, Path) else spec
+        self.spec_overrides = spec_overrides
 
     def migration_spec(self) -> MigrationSpec:
-        return load_spec(self.spec)
+        spec = load_spec(self.spec)
+        if self.spec_overrides:
+            if not isinstance(self.spec_overrides, Mapping):
+                raise ConfigError(f"spec_overrides must be a mapping, got {type(self.spec_overrides).__name__}")
+            spec = spec.with_run_overrides(self.spec_overrides)
+            self.log.info("this run's choices: %s", {k: v for k, v in self.spec_overrides.items() if v not in (None, "")})
+        return spec
 
     def execute(self, context: Any) -> Any:
         cancellation.reset()

@@ -31,7 +31,7 @@ class FullLoadOperator(MigrationOperator):
         FullLoadOperator.partial(task_id="full_load", spec=SPEC).expand(tables=full_load_groups(SPEC))
     """
 
-    template_fields: Sequence[str] = ("spec", "tables")
+    template_fields: Sequence[str] = ("spec", "spec_overrides", "tables")
     ui_color = "#e4ffe9"
 
     def __init__(self, *, tables: Sequence[str] | None = None, progress_interval: float = 5.0, **kwargs: Any) -> None:
@@ -77,6 +77,7 @@ class FullLoadOperator(MigrationOperator):
         self.log.info("loading %d tables", len(plans))
         results = [loader.load_table(plan).to_dict() for plan in plans]
         metrics.full_load(spec.name, results)
+        _emit_bases(context, self.outlets, spec, endpoint, destination, results)
         return results
 
 
@@ -89,7 +90,7 @@ class FullLoadShardOperator(MigrationOperator):
         FullLoadShardOperator.partial(task_id="full_load_shard", spec=SPEC).expand(shard=shards)
     """
 
-    template_fields: Sequence[str] = ("spec", "shard")
+    template_fields: Sequence[str] = ("spec", "spec_overrides", "shard")
     ui_color = "#c9f2d3"
 
     def __init__(self, *, shard: Mapping[str, Any], progress_interval: float = 5.0, **kwargs: Any) -> None:
@@ -115,7 +116,7 @@ class FullLoadCommitOperator(MigrationOperator):
     Runs after every shard task (trigger rule ``none_failed``: an empty shard list leaves the shard
     task skipped, and the commit then succeeds doing nothing)."""
 
-    template_fields: Sequence[str] = ("spec", "shards")
+    template_fields: Sequence[str] = ("spec", "spec_overrides", "shards")
     ui_color = "#a6e3b6"
 
     def __init__(self, *, shards: Sequence[Mapping[str, Any]] | None = None, **kwargs: Any) -> None:
@@ -128,8 +129,20 @@ class FullLoadCommitOperator(MigrationOperator):
         if not tables:
             self.log.info("no table is sharded: nothing to commit")
             return []
-        loader, plans = _loader_and_plans(self.migration_spec(), tables, self.log)
-        return [loader.commit_sharded(plan).to_dict() for plan in plans]
+        spec = self.migration_spec()
+        loader, plans = _loader_and_plans(spec, tables, self.log)
+        results = [loader.commit_sharded(plan).to_dict() for plan in plans]
+        _emit_bases(context, self.outlets, spec, loader.endpoint, loader.destination, results)
+        return results
+
+
+def _emit_bases(context: Any, outlets: Any, spec: Any, endpoint: Any, destination: Any, results: list[dict[str, Any]]) -> None:
+    """Asset events for the ``_base`` tables this task completed (README "Assets")."""
+    from airflow_provider_polar_mc import assets
+
+    assets.emit(context, outlets, spec.name, "base", destination.project, (
+        (r["table"], {"source": assets.source_uri(endpoint.host, endpoint.port, r["source"]), "rows": r["rows"]})
+        for r in results if not r.get("skipped")))  # fmt: skip
 
 
 def _loader_and_plans(spec: Any, tables: list[str], log: Any, progress_interval: float = 5.0) -> tuple[Any, list[Any]]:
@@ -146,15 +159,23 @@ def _loader_and_plans(spec: Any, tables: list[str], log: Any, progress_interval:
     return FullLoader.for_spec(spec, endpoint, destination, store, log=log.info, progress_interval=progress_interval), plans
 
 
-def full_load_plan(spec: Any, max_groups: int = DEFAULT_MAX_GROUPS, log: Any = None) -> dict[str, list[Any]]:
+def full_load_plan(
+    spec: Any, max_groups: int = DEFAULT_MAX_GROUPS, log: Any = None, tables: Sequence[str] | None = None
+) -> dict[str, list[Any]]:
     """Who loads what, for the setup DAG's mapped tasks: ``groups`` (lists of ``db.table``, for
-    :class:`FullLoadOperator`'s ``expand(tables=...)``) and ``shards`` (descriptors, for
-    :class:`FullLoadShardOperator`'s ``expand(shard=...)``). Big tables' plans, sessions and shards
-    are recorded here, after C0, before any shard runs (:func:`core.full_load.plan_full_load`)."""
+    :class:`FullLoadOperator`'s ``expand(tables=...)``), ``shards`` (descriptors, for
+    :class:`FullLoadShardOperator`'s ``expand(shard=...)``) and ``resync`` (``db.table``, for the
+    resync DAG). Big tables' plans, sessions and shards are recorded here, after C0, before any shard
+    runs (:func:`core.full_load.plan_full_load`). With ``tables`` (the trigger form's choice) only
+    those: a table already loaded, or any once the incremental chain has started, is reloaded through
+    the resync instead (:func:`core.resync.reloads`), so its ``_base`` is replaced exactly once and
+    the chain stays correct."""
     import logging
 
     from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
     from airflow_provider_polar_mc.core.full_load import plan_full_load
+    from airflow_provider_polar_mc.core.planning import only_tables, plan_selected
+    from airflow_provider_polar_mc.core.resync import reloads
     from airflow_provider_polar_mc.exceptions import PolarMcError
     from airflow_provider_polar_mc.hooks import resolve
 
@@ -162,16 +183,18 @@ def full_load_plan(spec: Any, max_groups: int = DEFAULT_MAX_GROUPS, log: Any = N
     try:
         migration = load_spec(spec)
         destination = resolve.destination(migration)
-        plan = plan_full_load(
-            migration,
-            resolve.source_endpoint(migration),
-            destination,
-            MaxComputeCheckpointStore(destination, migration.name),
-            max_groups=max_groups,
-            retry=resolve.retry_policy(migration),
-            log=logger.info,
-        )
-        return {"groups": plan.groups, "shards": [s.to_dict() for s in plan.shards]}
+        endpoint = resolve.source_endpoint(migration)
+        store = MaxComputeCheckpointStore(destination, migration.name)
+        retry = resolve.retry_policy(migration)
+        plans, resync = None, []
+        if tables:
+            plans, resync = reloads(migration, store, only_tables(migration, plan_selected(
+                migration, endpoint, retry=retry, log=logger.warning), tables))  # fmt: skip
+            logger.info("this run loads %s%s", [p.selection.source_name for p in plans] or "no table",
+                        f"; reloads through the resync: {resync}" if resync else "")  # fmt: skip
+        plan = plan_full_load(migration, endpoint, destination, store, max_groups=max_groups, plans=plans, retry=retry,
+                              log=logger.info)  # fmt: skip
+        return {"groups": plan.groups, "shards": [s.to_dict() for s in plan.shards], "resync": resync}
     except PolarMcError as exc:
         fail_unless_retryable(exc)
         raise  # not reached: fail_unless_retryable always raises

@@ -20,21 +20,26 @@ class IncrementalLoadOperator(MigrationOperator):
     ui_color = "#e4fff6"
 
     def execute_migration(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_polar_mc import alerts, metrics
+        from airflow_provider_polar_mc import alerts, assets, metrics
         from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
         from airflow_provider_polar_mc.core.incremental import IncrementalLoader
         from airflow_provider_polar_mc.hooks import resolve
 
         spec = self.migration_spec()
         destination = resolve.destination(spec)
+        endpoint = resolve.source_endpoint(spec)
         loader = IncrementalLoader(
             spec,
-            resolve.source_endpoint(spec),
+            endpoint,
             destination,
             MaxComputeCheckpointStore(destination, spec.name),
             log=self.log.info,
         )
         summary = loader.run(context["data_interval_start"], context["data_interval_end"])
+        assets.emit(context, self.outlets, spec.name, "log", destination.project, (
+            (t["log_table"], {"source": assets.source_uri(endpoint.host, endpoint.port, name), "rows": t["rows"],
+                              "partition": summary["partition"], "interval_end": summary["interval_end"]})
+            for name, t in summary["tables"].items()))  # fmt: skip
         metrics.incremental(spec.name, summary)
         if alerts.latency_alert(spec, summary, context):
             self.log.warning("latency alert sent to %d notifier(s)", len(spec.alerts.notifiers))

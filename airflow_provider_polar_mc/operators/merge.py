@@ -17,7 +17,7 @@ class MergeOperator(MigrationOperator):
     forward, never moving the replica back in time (``core/merging.py``, docs/merge.md). The interval's
     incremental load must be done. Returns per table the interval the replica reflects and the steps run."""
 
-    template_fields: Sequence[str] = ("spec", "tables")
+    template_fields: Sequence[str] = ("spec", "spec_overrides", "tables")
     ui_color = "#ffe4f0"
 
     def __init__(self, *, tables: Sequence[str] | None = None, **kwargs: Any) -> None:
@@ -25,7 +25,7 @@ class MergeOperator(MigrationOperator):
         self.tables = list(tables) if tables is not None else None
 
     def execute_migration(self, context: Any) -> list[dict[str, Any]]:
-        from airflow_provider_polar_mc import metrics
+        from airflow_provider_polar_mc import assets, metrics
         from airflow_provider_polar_mc.core import intervals
         from airflow_provider_polar_mc.core.destination.checkpoint import (
             MaxComputeCheckpointStore,
@@ -55,7 +55,8 @@ class MergeOperator(MigrationOperator):
         # The recorded schema history knows every migrated table, also one dropped or renamed since (its
         # last changes are still to merge), and its key.
         recorded = intervals.newest_schemas(store)
-        with resolve.source_endpoint(spec).session(resolve.retry_policy(spec), log=self.log.warning) as conn:
+        endpoint = resolve.source_endpoint(spec)
+        with endpoint.session(resolve.retry_policy(spec), log=self.log.warning) as conn:
             listed = with_recorded_tables({db: list_tables(conn, db) for db in spec.source.databases}, recorded)
             selections = select_tables(spec, listed, missing="ignore")
             if self.tables is not None:
@@ -109,5 +110,10 @@ class MergeOperator(MigrationOperator):
                 len(result.steps), result.seconds,
             )
             done.append(result.to_dict())
-        metrics.merge(spec.name, {s.replica_table: s.source_name for s in selections}, done)
+        sources = {s.replica_table: s.source_name for s in selections}
+        metrics.merge(spec.name, sources, done)
+        assets.emit(context, self.outlets, spec.name, "replica", destination.project, (
+            (r["table"], {"source": assets.source_uri(endpoint.host, endpoint.port, sources[r["table"]]), "as_of": r["as_of"],
+                          "snapshots": r["snapshots"]})
+            for r in done if not r.get("skipped")))  # fmt: skip
         return done

@@ -17,7 +17,7 @@ class ResyncOperator(MigrationOperator):
     (``core/resync.py``, docs/schema-changes.md). Resumable: a retry goes on where the last attempt
     stopped. Returns one summary per table (generation, coordinate, rows)."""
 
-    template_fields: Sequence[str] = ("spec", "tables")
+    template_fields: Sequence[str] = ("spec", "spec_overrides", "tables")
     ui_color = "#fff4d6"
 
     def __init__(self, *, tables: Sequence[str] | str | None = None, **kwargs: Any) -> None:

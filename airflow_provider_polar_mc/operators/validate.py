@@ -18,7 +18,7 @@ class ValidateOperator(MigrationOperator):
     are read into memory.
     """
 
-    template_fields: Sequence[str] = ("spec", "tables")
+    template_fields: Sequence[str] = ("spec", "spec_overrides", "tables")
     ui_color = "#f4ffe4"
 
     def __init__(

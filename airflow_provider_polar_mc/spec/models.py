@@ -388,6 +388,10 @@ def _not_listed_twice(objects: tuple[ObjectSpec, ...]) -> list[tuple[tuple[Any, 
     return problems
 
 
+# What a run of the setup DAG may choose in its trigger form instead of the spec (dag_factory's Params).
+RUN_OVERRIDABLE = ("conflict_mode", "accepted_warnings")
+
+
 class MigrationSpec(_Section):
     """A polar-mc migration: PolarDB for MySQL / MySQL 8 / MariaDB into MaxCompute (docs/spec.md).
 
@@ -524,6 +528,17 @@ class MigrationSpec(_Section):
     def to_dict(self) -> dict[str, Any]:
         """The spec as a plain JSON-safe document, every default explicit; ``from_dict`` round-trips it."""
         return self.model_dump(mode="json")
+
+    def with_run_overrides(self, overrides: Mapping[str, Any] | None) -> MigrationSpec:
+        """The spec with one run's choices from the setup DAG's trigger form (:data:`RUN_OVERRIDABLE`;
+        an empty value keeps the spec's), checked like the spec itself."""
+        chosen = {k: v for k, v in (overrides or {}).items() if v not in (None, "")}
+        unknown = sorted(set(chosen) - set(RUN_OVERRIDABLE))
+        if unknown:
+            raise SpecError([SpecProblem(k, f"cannot be chosen per run (only {', '.join(RUN_OVERRIDABLE)})") for k in unknown])
+        if not chosen:
+            return self
+        return MigrationSpec.from_dict({**self.to_dict(), **chosen})
 
     # -- what the operators ask --
 

@@ -143,8 +143,14 @@ def test_metrics_reach_a_statsd_listener(connections, mysql_server, emulator, sh
         def metric(line_start: str) -> list[str]:
             return [line for line in received if line.startswith(line_start)]
 
-        rows = wait_until(lambda: metric(f"airflow.polar_mc.incremental.rows.{name}.{shop}.orders:"), timeout=10,
-                          what=lambda: f"the rows counter among {received[:20]}")  # fmt: skip
+        expected = [f"airflow.polar_mc.{stat}:" for stat in (
+            f"full_load.rows.{name}.{shop}.orders", f"incremental.rows.{name}.{shop}.orders",
+            f"incremental.bytes.{name}.{shop}.orders", f"incremental.batch_seconds.{name}",
+            f"incremental.lag_seconds.{name}", f"merge.seconds.{name}.{shop}.orders")]  # fmt: skip
+        # UDP datagrams reach the listener thread a little after they are sent: wait for every one.
+        wait_until(lambda: all(metric(e) for e in expected), timeout=30,
+                   what=lambda: f"{[e for e in expected if not metric(e)]} among {received[-20:]}")  # fmt: skip
+        rows = metric(f"airflow.polar_mc.incremental.rows.{name}.{shop}.orders:")
         assert rows == [f"airflow.polar_mc.incremental.rows.{name}.{shop}.orders:80|c"]  # 40 updates: before + after
         assert summary["tables"][f"{shop}.orders"]["bytes"] > 0
         [size] = metric(f"airflow.polar_mc.incremental.bytes.{name}.{shop}.orders:")

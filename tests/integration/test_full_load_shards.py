@@ -198,7 +198,7 @@ def test_four_shards_one_killed_mid_shard_then_retried_give_every_row_exactly_on
     # Re-runs are harmless: the table is done, so the shard, the commit and the planning skip it.
     assert FullLoadShardOperator(task_id="s", spec=spec, shard=victim).execute({})["skipped"]
     assert FullLoadCommitOperator(task_id="c", spec=spec, shards=shards).execute({})[0]["skipped"]
-    assert full_load_plan(spec) == {"groups": [], "shards": []}
+    assert full_load_plan(spec) == {"groups": [], "shards": [], "resync": []}
     assert len(read_table(emulator, base)) == 7000
 
 
@@ -221,7 +221,13 @@ def _spec_yaml(name: str, connections, db: str, prefix: str) -> str:
 def test_setup_dag_maps_a_big_tables_shards_and_groups_the_small_one(
     tmp_path: Path, monkeypatch, airflow_db, connections, mysql_server, emulator, orders_db  # noqa: F811
 ):
-    from airflow_provider_polar_mc.dag_factory import setup_dag
+    from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
+    from airflow_provider_polar_mc.core.full_load import base_load_id
+    from airflow_provider_polar_mc.core.planning import plan_selected
+    from airflow_provider_polar_mc.core.resync import resync_state
+    from airflow_provider_polar_mc.dag_factory import resync_dag, setup_dag
+    from airflow_provider_polar_mc.hooks import resolve
+    from airflow_provider_polar_mc.operators._base import load_spec
     from airflow_provider_polar_mc.spec import MigrationSpec
 
     fill_orders(mysql_server, orders_db, 3000)
@@ -250,6 +256,13 @@ def test_setup_dag_maps_a_big_tables_shards_and_groups_the_small_one(
     orders = [r["id"] for r in read_table(emulator, f"{prefix}orders_base")]
     assert len(orders) == len(set(orders)) == 3000 and set(orders) == {3 * n for n in range(1, 3001)}
     assert sorted(r["id"] for r in read_table(emulator, f"{prefix}customers_base")) == list(range(1, 51))
+    # Each loaded _base is an Asset event, attached by the task that completed it to the migration's alias.
+    events = {uri: (task, extra) for uri, task, extra in _asset_events(f"maxcompute://{emulator.project}/{prefix}")}
+    source = f"mysql://{mysql_server.host}:{mysql_server.port}/{orders_db}"
+    assert events == {
+        f"maxcompute://{emulator.project}/{prefix}orders_base": ("full_load_commit", {"source": f"{source}.orders", "rows": 3000}),
+        f"maxcompute://{emulator.project}/{prefix}customers_base": ("full_load", {"source": f"{source}.customers", "rows": 50}),
+    }
 
     # Run again: every table is done, the shard list is empty (the shard task skipped, the commit still
     # succeeds) and nothing is loaded twice.
@@ -259,3 +272,49 @@ def test_setup_dag_maps_a_big_tables_shards_and_groups_the_small_one(
     assert states.get(("full_load_commit", -1)) == "success", states
     assert states[("full_load_shard", -1)] == "skipped", states  # mapped over an empty list
     assert len(read_table(emulator, f"{prefix}orders_base")) == 3000
+
+    # The trigger form: reload one table. It was loaded, so it goes to the resync DAG (a new _base
+    # generation at a new coordinate), the full load loads nothing, the other table is untouched.
+    store = MaxComputeCheckpointStore(resolve.destination(load_spec(str(path))), name)
+    [customers] = [p.selection for p in plan_selected(load_spec(str(path)), resolve.source_endpoint(load_spec(str(path))),
+                                                       tables=[f"{orders_db}.customers"])]  # fmt: skip
+    first_load = base_load_id(store, customers)
+    mysql_server.execute(f"UPDATE {orders_db}.customers SET name = 'renamed' WHERE id <= 5")
+    chosen = dag.test(run_conf={"tables": [f"{orders_db}.customers"], "conflict_mode": "ignore_and_proceed"})
+    states = {(ti.task_id, ti.map_index): ti.state for ti in chosen.get_task_instances()}
+    assert chosen.state == "success", states
+    assert states[("full_load", -1)] == "skipped" and states[("start_reload", -1)] == "success", states
+    [requested] = _dag_runs(f"polar_mc__{name}__resync")
+    assert requested["conf"] == {"tables": [f"{orders_db}.customers"]}
+    migration = MigrationSpec.from_yaml(path)
+    reloaded = resync_dag(path, migration).test(run_conf=requested["conf"])
+    assert reloaded.state == "success"
+    state = resync_state(store, f"{orders_db}.customers")
+    assert state["status"] == "done" and state["base_load"] not in (None, first_load)  # replaced once, by a new load
+    names = {r["id"]: r["name"] for r in read_table(emulator, f"{prefix}customers_base")}
+    assert len(names) == 50 and all(names[i] == "renamed" for i in range(1, 6))
+    assert len(read_table(emulator, f"{prefix}orders_base")) == 3000
+
+
+def _asset_events(uri_prefix: str) -> list[tuple[str, str, dict]]:
+    """(asset URI, source task, extra) of the Asset events in the metadata database under ``uri_prefix``."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.uri, AssetEvent.source_task_id, AssetEvent.extra)
+            .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri.startswith(uri_prefix))
+        ).all()
+    return [(uri, task, dict(extra or {})) for uri, task, extra in rows]
+
+
+def _dag_runs(dag_id: str) -> list[dict]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return [{"run_id": r.run_id, "conf": dict(r.conf or {})} for r in session.scalars(select(DagRun).where(DagRun.dag_id == dag_id))]

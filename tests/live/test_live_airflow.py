@@ -24,16 +24,19 @@ import pytest
 
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
+from airflow_provider_polar_mc.core.selection import select_tables
 from airflow_provider_polar_mc.core.validate import compare_migration
 from airflow_provider_polar_mc.sandbox.connections import maxcompute_connection, polardb_connection
 from airflow_provider_polar_mc.spec import MigrationSpec
 from tests.live.airflow_stack import AirflowStack
+from tests.waiting import wait_until as wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(540)]
 
 NAME = "live_shop"
 SETUP = f"polar_mc__{NAME}__setup"
 INCREMENTAL = f"polar_mc__{NAME}__incremental"
+DOWNSTREAM = "polar_mc_example_downstream"
 # Long enough that the run of an interval that has just closed finds its sensor early and defers to the
 # triggerer: its sensor starts after the previous run's merge (max_active_runs=1) and a task start-up, which
 # took 13 s past the interval's end on a busy 2-core runner; short enough to keep the test quick.
@@ -181,12 +184,16 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
     spec_path = spec_dir / f"{NAME}.yaml"
     spec_path.write_text(spec_yaml(start))
 
+    [orders] = select_tables(MigrationSpec.from_yaml(spec_path), {"shop": ["orders"]})
+    replica_asset = f"maxcompute://{private_emulator.project}/{orders.replica_table}"
     stack = AirflowStack(
         tmp_path / "airflow",
         spec_dir,
         {
             "AIRFLOW_CONN_POLARDB_LIVE": polardb_connection(server),
             "AIRFLOW_CONN_MAXCOMPUTE_LIVE": maxcompute_connection(private_emulator),
+            # dags/polar_mc_downstream_example.py: scheduled on this replica's Asset
+            "POLAR_MC_EXAMPLE_REPLICA_ASSET": replica_asset,
         },
     )
     passed = False
@@ -198,6 +205,8 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
         stack.login()
         stack.wait_for_dag(SETUP, timeout=60)
         stack.wait_for_dag(INCREMENTAL, timeout=30)
+        stack.wait_for_dag(DOWNSTREAM, timeout=30)
+        stack.unpause(DOWNSTREAM)
 
         stack.unpause(SETUP)
         run_id = stack.trigger(SETUP)
@@ -212,6 +221,8 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
             "plan_full_load_shards",
             "full_load_shard",
             "full_load_commit",
+            "reload_requested",
+            "start_reload",
         }
         say(f"setup succeeded after {time.monotonic() - began:.0f}s")
 
@@ -272,6 +283,10 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
         # No table was stopped for a resync, so the resync gate skips its trigger; everything else succeeded.
         assert final.pop("start_resync", "skipped") == "skipped", final
         assert final and all(state == "success" for state in final.values()), final
+        # Every merge that updated the orders replica is an event of its Asset: the downstream DAG ran.
+        downstream = wait_for(lambda: [r for r in stack.dag_runs(DOWNSTREAM) if r["state"] == "success"], timeout=90,
+                              what=f"a successful run of {DOWNSTREAM} (scheduled on {replica_asset})")  # fmt: skip
+        say(f"{DOWNSTREAM} ran {len(downstream)} time(s) on {replica_asset}")
         say(f"done after {time.monotonic() - began:.0f}s")
         passed = True
     finally:

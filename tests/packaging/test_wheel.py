@@ -99,3 +99,4 @@ def test_wheel_install_loads_the_example_dags(fresh_install):
     # The wheel carries the package only, never the repository's tests or DAG folder.
     site = next((venv / "lib").glob("python*/site-packages"))
     assert not (site / "tests").exists() and not (site / "dags").exists()
+    assert (site / "airflow_provider_polar_mc" / "py.typed").is_file()  # PEP 561: users' type checkers see the hints
