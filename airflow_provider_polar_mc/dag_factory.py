@@ -85,7 +85,8 @@ def setup_params(spec: MigrationSpec) -> dict[str, Param]:
             [], type="array", items={"type": "string"}, title="Tables to load or reload",
             description="db.table names; empty: every selected table not loaded yet. A table already loaded "
                         "(or any table once incremental batches ran) is reloaded through the resync DAG: its _base "
-                        "replaced once at a new binlog coordinate, the incremental chain kept.",
+                        "replaced once at a new binlog coordinate, the incremental chain kept. Without incremental migration "
+                        "a loaded table is loaded again (one new overwrite of its _base).",
         ),
         "conflict_mode": Param(
             spec.conflict_mode, type="string", enum=list(get_args(ConflictMode)), title="Destination conflicts",

@@ -81,6 +81,19 @@ def base_load_id(store: CheckpointStore, selection: TableSelection) -> str | Non
     return state.get("upload_id") if state.get("status") == "done" else None
 
 
+def forget_loads(store: CheckpointStore, plans: list[TablePlan]) -> list[str]:
+    """Make the next full load of ``plans`` load them again (a reload chosen in the setup's trigger form,
+    without incremental migration): a table marked done loses the mark, so a new overwrite session
+    replaces its ``_base`` in one commit. Returns the tables (``db.table``) that were loaded."""
+    forgotten = []
+    for plan in plans:
+        previous = base_load_id(store, plan.selection)
+        if previous is not None:
+            store.put(TABLE_KIND, table_key(plan), {"status": "reload", "previous_upload_id": previous})
+            forgotten.append(plan.selection.source_name)
+    return forgotten
+
+
 def record_snapshot_coordinate(store: CheckpointStore, endpoint: MySqlEndpoint) -> BinlogCoordinate:
     """Capture the source's binlog position and record it as C0 unless one is recorded already."""
     with endpoint.session() as conn:

@@ -193,8 +193,8 @@ def reloads(spec: MigrationSpec, store: CheckpointStore, plans: Iterable[TablePl
     if "incremental" not in spec.migration_types:
         return plans, []
     started = store.get(intervals.CHAIN_KIND, intervals.FIRST_INTERVAL_KEY) is not None
-    resync = [p for p in plans if started or base_load_id(store, p.selection) is not None]
-    return [p for p in plans if p not in resync], [p.selection.source_name for p in resync]
+    resync = {p.selection.source_name for p in plans if started or base_load_id(store, p.selection) is not None}
+    return [p for p in plans if p.selection.source_name not in resync], sorted(resync)
 
 
 def merge_base(state: Mapping[str, Any] | None, end_record_id: int) -> tuple[str | None, int | None, str | None]:

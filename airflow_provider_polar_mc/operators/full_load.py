@@ -173,7 +173,7 @@ def full_load_plan(
     import logging
 
     from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
-    from airflow_provider_polar_mc.core.full_load import plan_full_load
+    from airflow_provider_polar_mc.core.full_load import forget_loads, plan_full_load
     from airflow_provider_polar_mc.core.planning import only_tables, plan_selected
     from airflow_provider_polar_mc.core.resync import reloads
     from airflow_provider_polar_mc.exceptions import PolarMcError
@@ -190,7 +190,10 @@ def full_load_plan(
         if tables:
             plans, resync = reloads(migration, store, only_tables(migration, plan_selected(
                 migration, endpoint, retry=retry, log=logger.warning), tables))  # fmt: skip
-            logger.info("this run loads %s%s", [p.selection.source_name for p in plans] or "no table",
+            # Without incremental migration nothing is resynced: a loaded table is loaded again.
+            again = forget_loads(store, plans) if "incremental" not in migration.migration_types else []
+            logger.info("this run loads %s%s%s", [p.selection.source_name for p in plans] or "no table",
+                        f" (again: {again})" if again else "",
                         f"; reloads through the resync: {resync}" if resync else "")  # fmt: skip
         plan = plan_full_load(migration, endpoint, destination, store, max_groups=max_groups, plans=plans, retry=retry,
                               log=logger.info)  # fmt: skip

@@ -531,7 +531,7 @@ class MigrationSpec(_Section):
 
     def with_run_overrides(self, overrides: Mapping[str, Any] | None) -> MigrationSpec:
         """The spec with one run's choices from the setup DAG's trigger form (:data:`RUN_OVERRIDABLE`;
-        an empty value keeps the spec's), checked like the spec itself."""
+        None or an empty string keeps the spec's, an empty list is a choice), checked like the spec."""
         chosen = {k: v for k, v in (overrides or {}).items() if v not in (None, "")}
         unknown = sorted(set(chosen) - set(RUN_OVERRIDABLE))
         if unknown:

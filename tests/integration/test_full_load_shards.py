@@ -31,6 +31,7 @@ from airflow_provider_polar_mc.core.incremental import SCHEMA_KIND
 from airflow_provider_polar_mc.core.source.chunking import KeyRange
 from airflow_provider_polar_mc.operators.full_load import (
     FullLoadCommitOperator,
+    FullLoadOperator,
     FullLoadShardOperator,
     full_load_plan,
 )
@@ -318,3 +319,22 @@ def _dag_runs(dag_id: str) -> list[dict]:
 
     with create_session() as session:
         return [{"run_id": r.run_id, "conf": dict(r.conf or {})} for r in session.scalars(select(DagRun).where(DagRun.dag_id == dag_id))]
+
+
+@pytest.mark.integration
+def test_a_full_only_migration_reloads_a_chosen_table_in_one_new_overwrite(connections, mysql_server, emulator, orders_db):  # noqa: F811
+    """The trigger form's tables without incremental migration: no chain to keep, so a loaded table is
+    simply loaded again; its _base is replaced by one new commit (the source's rows now, once each)."""
+    fill_orders(mysql_server, orders_db, 500)
+    spec = make_spec(connections, [orders_db], migration_types=["schema", "full"])
+    setup_tables(spec)
+    [first] = FullLoadOperator(task_id="full", spec=spec).execute({})
+    mysql_server.execute(f"DELETE FROM {orders_db}.orders WHERE id <= 30", f"UPDATE {orders_db}.orders SET status = 'x' WHERE id = 33")
+    plan = full_load_plan(spec, tables=[f"{orders_db}.orders"])
+    assert plan == {"groups": [[f"{orders_db}.orders"]], "shards": [], "resync": []}
+    [again] = FullLoadOperator(task_id="full", spec=spec, tables=plan["groups"][0]).execute({})
+    assert not again["skipped"] and again["upload_id"] != first["upload_id"]
+    rows = read_table(emulator, f"{spec['batch_rename']['prefix']}orders_base")
+    assert len(rows) == len({r["id"] for r in rows}) == 490 and {r["id"]: r["status"] for r in rows}[33] == "x"
+    [done] = FullLoadOperator(task_id="full", spec=spec).execute({})  # without a choice: loaded, not again
+    assert done["skipped"] and done["upload_id"] == again["upload_id"]

@@ -3,6 +3,8 @@ interval uses for a table with a resync record (core/resync.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from airflow_provider_polar_mc.core.model import BinlogCoordinate
@@ -80,3 +82,30 @@ def test_a_stop_asks_for_one_resync_and_a_re_run_before_it_asks_for_none():
     assert requested_resyncs(store) == []
     assert request_resync(store, "db.t", "resync needed: a later change", AT.record_id() + 5)
     assert store.get(RESYNC_KIND, "db.t")["generation"] == 1  # the next resync makes generation 2
+
+
+@pytest.mark.parametrize("migration_types", [["schema", "full", "incremental"], ["schema", "full"]])
+def test_a_setup_run_reloads_loaded_tables_through_the_resync_and_loads_the_others(migration_types):
+    """The trigger form's tables: a table loaded before is reloaded through the resync (its _base once
+    more, at a new coordinate), and once the interval chain has started every table is; without
+    incremental migration there is no chain to keep, so the full load loads them all."""
+    from types import SimpleNamespace
+
+    from airflow_provider_polar_mc.core import intervals
+    from airflow_provider_polar_mc.core.full_load import TABLE_KIND, selection_key
+    from airflow_provider_polar_mc.core.resync import reloads
+    from airflow_provider_polar_mc.core.selection import select_tables
+    from airflow_provider_polar_mc.spec import MigrationSpec
+
+    spec = MigrationSpec.from_dict({"name": "m", "source": {"databases": ["shop"]}, "migration_types": migration_types})
+    plans = [SimpleNamespace(selection=s) for s in select_tables(spec, {"shop": ["a", "b", "c"]})]
+    store = _Store()
+    store.put(TABLE_KIND, selection_key(plans[1].selection), {"status": "done", "upload_id": "u1"})
+    load, resync = reloads(spec, store, plans)
+    incremental = "incremental" in migration_types
+    assert ([p.selection.source_name for p in load], resync) == (
+        (["shop.a", "shop.c"], ["shop.b"]) if incremental else (["shop.a", "shop.b", "shop.c"], []))
+    intervals.claim_first_interval(store, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    load, resync = reloads(spec, store, plans)
+    assert ([p.selection.source_name for p in load], resync) == (
+        ([], ["shop.a", "shop.b", "shop.c"]) if incremental else (["shop.a", "shop.b", "shop.c"], []))
