@@ -1,7 +1,7 @@
 """The README's deployment, exactly as written, from a checkout: build the wheel, install it into a fresh
 virtualenv (no editable install, nothing from this repository's .venv), and ask Airflow what it sees.
 
-Slow (about a minute with a warm pip cache): it is the only test that proves a user's `pip install .`
+Slow (about two minutes of installing, overlapped with the rest of the session): it is the only test that proves a user's `pip install .`
 gives a working provider.
 """
 
@@ -12,10 +12,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.fresh_install import fresh_venv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,19 +37,9 @@ def _json(output: str):
 
 
 @pytest.fixture(scope="module")
-def fresh_install(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    work = tmp_path_factory.mktemp("wheel")
-    wheels = work / "wheels"
-    # Build from a copy: setuptools writes *.egg-info into the source folder, and a second copy of the
-    # package metadata on sys.path makes Airflow see the plugin twice.
-    source = work / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".demo", "*.egg-info", "__pycache__", "build", "dist"))
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)])
-    [wheel] = list(wheels.glob("airflow_provider_polar_mc-*.whl"))
-    venv = work / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)])
-    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)])
+def fresh_install() -> tuple[Path, dict[str, str]]:
+    # Built in the background since the session started (tests/fixtures/fresh_install.py).
+    work, venv = fresh_venv()
     home = work / "airflow-home"
     (home / "dags").mkdir(parents=True)
     # README step 3: copy the DAG file and the spec folder into the DAGs folder.
