@@ -12,6 +12,7 @@ format, the divergence is asserted, not hidden (``test_library_divergence_*``).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import struct
 import types
 from decimal import Decimal
@@ -324,7 +325,8 @@ def _library_diverges(doc: Any, top: bool = True) -> bool:
     return isinstance(doc, Opaque) and doc.field_type != FIELD_NEWDECIMAL
 
 
-@settings(max_examples=2000, derandomize=True, deadline=None, database=None,
+# 500 fixed examples per run (about 7 s); POLAR_MC_JSON_EXAMPLES=5000 for a deeper run.
+@settings(max_examples=int(os.environ.get("POLAR_MC_JSON_EXAMPLES", "500")), derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
 @given(doc=DOCUMENTS, large=st.sampled_from([None, None, True]))
 def test_both_decoders_give_the_documents_text(doc: Any, large: bool | None):
