@@ -197,7 +197,9 @@ def incremental_dag(spec_path: str | Path, spec: MigrationSpec, **dag_kwargs: An
         load = IncrementalLoadOperator(task_id="incremental_load", spec=path, outlets=[alias(spec.name, "log")])
         wait >> load
         if spec.merge_active:
-            load >> MergeOperator(task_id="merge", spec=path, outlets=[alias(spec.name, "replica")])
+            # One merge at a time across scheduled and backfill runs (max_active_runs bounds each kind
+            # alone): two merges of a table must not interleave their steps (docs/merge.md).
+            load >> MergeOperator(task_id="merge", spec=path, outlets=[alias(spec.name, "replica")], max_active_tis_per_dag=1)
 
         @task.short_circuit(task_id="resync_requested", ignore_downstream_trigger_rules=False)
         def resync_requested(summary: dict[str, Any] | None) -> bool:

@@ -77,7 +77,13 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_polar_mc.sensors.binlog"],
             }
         ],
-        "asset-uris": [{"schemes": ["maxcompute"], "handler": "airflow_provider_polar_mc.assets.sanitize_uri"}],
+        "asset-uris": [
+            {
+                "schemes": ["maxcompute"],
+                "handler": "airflow_provider_polar_mc.assets.sanitize_uri",
+                "to_openlineage_converter": "airflow_provider_polar_mc.lineage.convert_asset_to_openlineage",
+            }
+        ],
         "triggers": [
             {
                 "integration-name": "PolarDB for MySQL to MaxCompute",

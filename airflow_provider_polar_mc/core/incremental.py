@@ -87,6 +87,10 @@ class IncrementalLoader:
         self._durable = store
         self.store = store
         self.log = log
+        # After run(), for lineage: each _log table's columns as its partition's blocks were written, and
+        # each source table's schema at the interval's end.
+        self.log_columns: dict[str, list[DestColumn]] = {}
+        self.schemas_at_end: dict[str, TableSchema] = {}
         limits = spec.throttle.incremental
         self.throttle = Throttle(rows_per_s=limits.rows_per_s, mb_per_s=limits.mb_per_s)
 
@@ -141,6 +145,7 @@ class IncrementalLoader:
             summary["tables"][name] = {"rows": streamed.rows, "bytes": uploaded_bytes.get(name, 0),
                                        "log_table": selection.log_table, "warnings": dict(streamed.warnings)}
             summary["schemas"][name] = streamed.schema_at_end.to_dict()
+            self.schemas_at_end[name] = streamed.schema_at_end
             self.log(f"{name} -> {selection.log_table} [{partition}]: {streamed.rows:,} rows")
             if streamed.schema_at_end.stopped_at is not None:
                 summary.setdefault("stopped", {})[name] = streamed.schema_at_end.stopped_reason
@@ -189,6 +194,7 @@ class IncrementalLoader:
                     chunk_rows=self.spec.incremental.block_rows, log=self.log,
                 )  # fmt: skip
                 uploads.commit([by_name[key].log_table for key in changes.tables])
+                self.log_columns = writer.log_columns
                 return changes, writer.uploaded_bytes
             except _ColumnsChangedAfterBlocks as restart:
                 self.log(f"{restart.args[0]}: columns added or widened after blocks were written; reading the interval again "
@@ -282,17 +288,17 @@ class _PartitionWriter:
         self._uploads = uploads
         self._by_name = by_name
         self._block_rows = loader.spec.incremental.block_rows
-        self._columns: dict[str, list[DestColumn]] = {}  # per _log table: its columns, as its session has them
+        self.log_columns: dict[str, list[DestColumn]] = {}  # per _log table: its columns, as its session has them
         self._rows = 0
         self.uploaded_bytes: dict[str, int] = {}  # per table (db.table): Arrow bytes of its blocks
         self._started = self._last_report = time.monotonic()
 
     def write(self, key: str, rows: pa.Table) -> None:
         table = self._by_name[key].log_table
-        if table not in self._columns:
-            self._columns[table] = self._loader._log_columns(table)
+        if table not in self.log_columns:
+            self.log_columns[table] = self._loader._log_columns(table)
         for offset in range(0, rows.num_rows, self._block_rows):
-            block = _conform(self._columns[table], rows.slice(offset, self._block_rows))
+            block = _conform(self.log_columns[table], rows.slice(offset, self._block_rows))
             self.uploaded_bytes[key] = self.uploaded_bytes.get(key, 0) + block.nbytes
             self._uploads.write(table, block)
         self._rows += rows.num_rows
@@ -329,7 +335,7 @@ class _PartitionWriter:
         selection = self._by_name[key]
         if self._loader._evolve_columns(selection, columns) and self._uploads.opened(selection.log_table):
             raise _ColumnsChangedAfterBlocks(key)  # the open session has the table's old columns
-        self._columns.pop(selection.log_table, None)  # described again at the table's first block
+        self.log_columns.pop(selection.log_table, None)  # described again at the table's first block
 
 
 def _conform(columns: list[DestColumn], rows: pa.Table) -> pa.Table:

@@ -69,7 +69,10 @@ class MigrationOperator(BaseOperator):
         return spec
 
     def execute(self, context: Any) -> Any:
+        from airflow_provider_polar_mc.lineage import TaskLineage
+
         cancellation.reset()
+        self.lineage = TaskLineage()  # what this run reads and writes, as subclasses record it
         try:
             return self.execute_migration(context)
         except PolarMcError as exc:
@@ -77,10 +80,19 @@ class MigrationOperator(BaseOperator):
 
     def on_kill(self) -> None:
         """Airflow kills the task (SIGTERM, ``execution_timeout``, marked failed or cleared): stop the
-        MaxCompute instances it runs and its binlog reads, so nothing keeps running after it; the
-        checkpoints make the retry resume."""
+        MaxCompute instances it runs and its binlog reads, and start no further key range, Tunnel
+        block or commit, so nothing keeps running after it; the checkpoints make the retry resume."""
         stopped = cancellation.stop_all()
-        self.log.warning("task killed: stopped %s", ", ".join(stopped) if stopped else "nothing (no instance or binlog read was running)")
+        self.log.warning("task killed: stopped %s; no further range, block or commit starts",
+                         ", ".join(stopped) if stopped else "no MaxCompute instance or binlog read (none was running)")  # fmt: skip
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Airflow's OpenLineage provider asks this after the task (also after a failure, for what it
+        recorded until then): the source tables read and the MaxCompute tables written, with their
+        schemas and the rows written (docs/lineage.md)."""
+        from airflow_provider_polar_mc.lineage import TaskLineage, to_operator_lineage
+
+        return to_operator_lineage(getattr(self, "lineage", None) or TaskLineage())
 
     def execute_migration(self, context: Any) -> Any:
         raise NotImplementedError

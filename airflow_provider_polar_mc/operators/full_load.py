@@ -40,7 +40,7 @@ class FullLoadOperator(MigrationOperator):
         self.progress_interval = progress_interval
 
     def execute_migration(self, context: Any) -> list[dict[str, Any]]:
-        from airflow_provider_polar_mc import metrics
+        from airflow_provider_polar_mc import lineage, metrics
         from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
         from airflow_provider_polar_mc.core.full_load import FullLoader, record_snapshot_coordinate
         from airflow_provider_polar_mc.core.incremental import record_snapshot_schemas
@@ -78,6 +78,7 @@ class FullLoadOperator(MigrationOperator):
         results = [loader.load_table(plan).to_dict() for plan in plans]
         metrics.full_load(spec.name, results)
         _emit_bases(context, self.outlets, spec, endpoint, destination, results)
+        lineage.record_loads(self.lineage, endpoint.host, endpoint.port, destination.project, plans, results)
         return results
 
 
@@ -99,7 +100,7 @@ class FullLoadShardOperator(MigrationOperator):
         self.progress_interval = progress_interval
 
     def execute_migration(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_polar_mc import metrics
+        from airflow_provider_polar_mc import lineage, metrics
         from airflow_provider_polar_mc.core.full_load import FullLoadShard
 
         shard = FullLoadShard.from_dict(dict(self.shard))
@@ -107,6 +108,9 @@ class FullLoadShardOperator(MigrationOperator):
         loader, (plan,) = _loader_and_plans(spec, [shard.table], self.log, self.progress_interval)
         result = loader.load_shard(plan, shard).to_dict()
         metrics.full_load(spec.name, [result])  # the rows and bytes this shard uploaded
+        if not result.get("skipped"):  # uploaded, not committed: the commit task reports the rows
+            self.lineage.read(lineage.source_dataset(loader.endpoint.host, loader.endpoint.port, plan))
+            self.lineage.wrote(lineage.maxcompute_dataset(loader.destination.project, plan.base.name, plan.base.columns))
         return result
 
 
@@ -125,6 +129,8 @@ class FullLoadCommitOperator(MigrationOperator):
         self.shards = shards
 
     def execute_migration(self, context: Any) -> list[dict[str, Any]]:
+        from airflow_provider_polar_mc import lineage
+
         tables = sorted({str(s["table"]) for s in self.shards or []})
         if not tables:
             self.log.info("no table is sharded: nothing to commit")
@@ -133,6 +139,8 @@ class FullLoadCommitOperator(MigrationOperator):
         loader, plans = _loader_and_plans(spec, tables, self.log)
         results = [loader.commit_sharded(plan).to_dict() for plan in plans]
         _emit_bases(context, self.outlets, spec, loader.endpoint, loader.destination, results)
+        lineage.record_loads(self.lineage, loader.endpoint.host, loader.endpoint.port, loader.destination.project, plans,
+                             results)  # fmt: skip
         return results
 
 

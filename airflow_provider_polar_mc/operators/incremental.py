@@ -20,7 +20,7 @@ class IncrementalLoadOperator(MigrationOperator):
     ui_color = "#e4fff6"
 
     def execute_migration(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_polar_mc import alerts, assets, metrics
+        from airflow_provider_polar_mc import alerts, assets, lineage, metrics
         from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
         from airflow_provider_polar_mc.core.incremental import IncrementalLoader
         from airflow_provider_polar_mc.hooks import resolve
@@ -40,6 +40,12 @@ class IncrementalLoadOperator(MigrationOperator):
             (t["log_table"], {"source": assets.source_uri(endpoint.host, endpoint.port, name), "rows": t["rows"],
                               "partition": summary["partition"], "interval_end": summary["interval_end"]})
             for name, t in summary["tables"].items()))  # fmt: skip
+        for name, table in summary["tables"].items():
+            schema = loader.schemas_at_end[name]
+            self.lineage.read(lineage.mysql_dataset(endpoint.host, endpoint.port, schema.database, schema.table, schema.columns))
+            self.lineage.wrote(lineage.maxcompute_dataset(destination.project, table["log_table"],
+                                                          loader.log_columns.get(table["log_table"], ()), rows=table["rows"],
+                                                          size=table["bytes"]))  # fmt: skip
         metrics.incremental(spec.name, summary)
         if alerts.latency_alert(spec, summary, context):
             self.log.warning("latency alert sent to %d notifier(s)", len(spec.alerts.notifiers))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow.providers.alibaba.cloud.links.maxcompute import MaxComputeLogViewLink
+
 from airflow_provider_polar_mc.exceptions import IntervalNotReady
 from airflow_provider_polar_mc.operators._base import MigrationOperator
 
@@ -19,13 +21,16 @@ class MergeOperator(MigrationOperator):
 
     template_fields: Sequence[str] = ("spec", "spec_overrides", "tables")
     ui_color = "#ffe4f0"
+    # The alibaba provider's link: the LogView of the merge's latest MaxCompute instance (the failing
+    # one when the merge failed); every instance's LogView is in the task log.
+    operator_extra_links = (MaxComputeLogViewLink(),)
 
     def __init__(self, *, tables: Sequence[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tables = list(tables) if tables is not None else None
 
     def execute_migration(self, context: Any) -> list[dict[str, Any]]:
-        from airflow_provider_polar_mc import assets, metrics
+        from airflow_provider_polar_mc import assets, lineage, metrics
         from airflow_provider_polar_mc.core import intervals
         from airflow_provider_polar_mc.core.destination.checkpoint import (
             MaxComputeCheckpointStore,
@@ -46,6 +51,7 @@ class MergeOperator(MigrationOperator):
         start, end = context["data_interval_start"], context["data_interval_end"]
         intervals.partition_values(start, end, spec.partition)  # one partition unit, or a ConfigError naming the fix
         destination = resolve.destination(spec)
+        destination.on_instance = lambda instance: self._show_log_view(context, instance)
         # One read of the store serves every table's bookkeeping (each read is a Tunnel download).
         store = ReadOnceStore(MaxComputeCheckpointStore(destination, spec.name))
         if intervals.done(store, end) is None:
@@ -110,10 +116,32 @@ class MergeOperator(MigrationOperator):
                 len(result.steps), result.seconds,
             )
             done.append(result.to_dict())
-        sources = {s.replica_table: s.source_name for s in selections}
+        merged = {s.replica_table: s for s in selections}
+        sources = {table: s.source_name for table, s in merged.items()}
+        for r in done:
+            if not r.get("skipped"):
+                s = merged[r["table"]]
+                self.lineage.read(lineage.maxcompute_dataset(destination.project, s.base_table))
+                self.lineage.read(lineage.maxcompute_dataset(destination.project, s.log_table))
+                self.lineage.wrote(lineage.maxcompute_dataset(destination.project, s.replica_table))
+                if r["snapshots"]:
+                    self.lineage.wrote(lineage.maxcompute_dataset(destination.project, s.snapshot_table))
         metrics.merge(spec.name, sources, done)
         assets.emit(context, self.outlets, spec.name, "replica", destination.project, (
             (r["table"], {"source": assets.source_uri(endpoint.host, endpoint.port, sources[r["table"]]), "as_of": r["as_of"],
                           "snapshots": r["snapshots"]})
             for r in done if not r.get("skipped")))  # fmt: skip
         return done
+
+    def _show_log_view(self, context: Any, instance: Any) -> None:
+        """Log the instance's LogView address and keep it for the task's "MaxCompute Log View" link.
+        The address carries a token that reads this one instance (MaxCompute's design, as the alibaba
+        provider logs it too). Never fails the merge."""
+        try:
+            url = instance.get_logview_address()
+        except Exception as exc:  # no LogView (a private endpoint, no permission): the merge goes on
+            self.log.info("MaxCompute instance %s: no LogView address (%s)", instance.id, exc)
+            return
+        self.log.info("MaxCompute instance %s: LogView %s", instance.id, url)
+        if context.get("task_instance") is not None:
+            MaxComputeLogViewLink.persist(context, url)

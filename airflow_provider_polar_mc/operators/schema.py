@@ -18,6 +18,7 @@ class SchemaMigrateOperator(MigrationOperator):
     ui_color = "#e4f0ff"
 
     def execute_migration(self, context: Any) -> list[dict[str, str]]:
+        from airflow_provider_polar_mc import lineage
         from airflow_provider_polar_mc.core.destination.schema import migrate_schema
         from airflow_provider_polar_mc.core.planning import plan_selected
         from airflow_provider_polar_mc.hooks import resolve
@@ -25,7 +26,10 @@ class SchemaMigrateOperator(MigrationOperator):
         if "schema" not in spec.migration_types:
             self.log.info("schema migration is not selected in migration %s; nothing to do", spec.name)
             return []
-        plans = plan_selected(spec, resolve.source_endpoint(spec), retry=resolve.retry_policy(spec), log=self.log.warning)
+        endpoint = resolve.source_endpoint(spec)
+        destination = resolve.destination(spec)
+        plans = plan_selected(spec, endpoint, retry=resolve.retry_policy(spec), log=self.log.warning)
         self.log.info("migrating the schema of %d tables", len(plans))
-        outcomes = migrate_schema(spec, plans, resolve.destination(spec), log=self.log.info)
+        outcomes = migrate_schema(spec, plans, destination, log=self.log.info)
+        lineage.record_schemas(self.lineage, endpoint.host, endpoint.port, destination.project, plans)
         return [{"table": o.table, "action": o.action, "detail": o.detail} for o in outcomes]

@@ -31,6 +31,9 @@ def test_example_spec_gives_setup_and_incremental_dags(dagbag):
     assert set(incremental.task_ids) == {"wait_for_binlog", "incremental_load", "merge", "resync_requested", "start_resync"}
     assert incremental.max_active_runs == 1
     assert all(t.depends_on_past for t in incremental.tasks)
+    # One merge at a time across scheduled and backfill runs (each kind has its own max_active_runs).
+    assert incremental.get_task("merge").max_active_tis_per_dag == 1
+    assert [link.name for link in incremental.get_task("merge").operator_extra_links] == ["MaxCompute Log View"]
     assert incremental.timetable.summary == "0 * * * *"
     run = incremental.timetable.infer_manual_data_interval(run_after=__import__("pendulum").datetime(2026, 5, 1, 10, 30))
     assert (run.end - run.start).total_seconds() == 3600  # a real interval: it names the run's partition

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import pytest
+from odps.tunnel import TableTunnel
 
 from airflow_provider_polar_mc.core import cancellation
 from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
@@ -88,3 +89,33 @@ def test_on_kill_stops_the_binlog_read_and_the_partition_is_written_by_the_retry
 
     summary = IncrementalLoadOperator(task_id="load", spec=spec).execute(interval(0))  # the retry
     assert summary["tables"][f"{shop}.orders"]["rows"] > 0 and log_table.exist_partition(hour0)
+
+
+def test_on_kill_stops_a_full_load_between_blocks_and_the_retry_resumes_them(connections, emulator, mysql_server, shop):  # noqa: F811
+    from airflow_provider_polar_mc.core.full_load import TABLE_KIND
+
+    spec = make_spec(connections, shop)
+    spec["objects"] = [{"database": shop, "tables": ["orders"]}]
+    spec["full_load"] = {"chunk_rows": 100, "parallelism": 2}
+    SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
+    migration = load_spec(spec)
+    store = MaxComputeCheckpointStore(resolve.destination(migration), migration.name)
+    snapshot_at(store, mysql_server, FIRST.timestamp() - 1)
+    # Throttled to ~15 s for 3,000 rows in 30 ranges of 100 (a range each half second).
+    slow = {**spec, "throttle": {"full": {"rows_per_s": 200}}}
+    operator = FullLoadOperator(task_id="full", spec=slow)
+    thread, outcome = start(operator, {})
+    [upload_id] = wait_until(lambda: [s["upload_id"] for s in store.items(TABLE_KIND).values() if s.get("upload_id")],
+                             timeout=60, what="the full load's upload session")  # fmt: skip
+    base = f"{spec['batch_rename']['prefix']}orders_base"
+    session = TableTunnel(emulator.client()).create_upload_session(base, upload_id=upload_id)
+    wait_until(lambda: session.get_block_list(), timeout=30, interval=0.2, what="the first uploaded block")
+    operator.on_kill()
+    thread.join(10)  # the ranges being read finish (half a second each), no further one starts
+    assert not thread.is_alive(), "execute went on after on_kill"
+    assert isinstance(outcome.get("error"), TaskStopped), outcome
+    assert len(session.get_block_list()) < 30  # stopped before the last range
+    assert TableTunnel(emulator.client()).create_download_session(base).count == 0  # nothing committed
+
+    [result] = FullLoadOperator(task_id="full", spec=spec).execute({})  # the retry
+    assert result["rows"] == 3000 and result["blocks_resumed"] > 0

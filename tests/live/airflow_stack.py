@@ -34,6 +34,9 @@ class AirflowStack:
         self.token = ""
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         bin_dir = str(Path(sys.executable).parent)
+        # Airflow's OpenLineage provider writes every event as a file here (its file transport).
+        self.lineage_dir = home / "openlineage"
+        self.lineage_dir.mkdir(parents=True, exist_ok=True)
         env = {
             k: v
             for k, v in os.environ.items()
@@ -59,6 +62,8 @@ class AirflowStack:
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="10",
             AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+            AIRFLOW__OPENLINEAGE__NAMESPACE="polar_mc_live",
+            AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps({"type": "file", "log_file_path": str(self.lineage_dir / "event")}),
             POLAR_MC_SPEC_DIR=str(spec_dir),
             PYTHONUNBUFFERED="1",
         )
@@ -170,8 +175,30 @@ class AirflowStack:
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
-    def trigger(self, dag_id: str) -> str:
-        return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """A manual run; ``conf`` fills the DAG's Params (the trigger form)."""
+        body: dict[str, Any] = {"logical_date": None}
+        if conf is not None:
+            body["conf"] = conf
+        return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"]
+
+    def backfill(self, dag_id: str, from_date: str, to_date: str, **options: Any) -> dict[str, Any]:
+        """Airflow 3's backfill of the runs whose logical dates lie in [from_date, to_date]."""
+        return self.request("POST", "/api/v2/backfills", {"dag_id": dag_id, "from_date": from_date, "to_date": to_date,
+                                                          **options})  # fmt: skip
+
+    def get_backfill(self, backfill_id: int) -> dict[str, Any]:
+        return self.request("GET", f"/api/v2/backfills/{backfill_id}")
+
+    def lineage_events(self) -> list[dict[str, Any]]:
+        """The OpenLineage events written so far (one JSON file each)."""
+        events = []
+        for path in sorted(self.lineage_dir.glob("event-*.json")):
+            try:
+                events.append(json.loads(path.read_text()))
+            except ValueError:  # a file still being written
+                continue
+        return events
 
     def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=logical_date&limit=100")[

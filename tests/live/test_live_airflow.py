@@ -1,16 +1,19 @@
 """The example DAGs under a real Airflow 3 deployment: scheduler, dag-processor, triggerer, API server.
 
 A private MariaDB/MySQL source and the MaxCompute emulator; a minute-partition spec in a temp spec dir;
-Airflow parses the repo's dags/ folder. Through the REST API the test triggers the setup DAG and waits
-for it, changes the source (insert, update, primary-key change, delete, ADD COLUMN), unpauses the
-incremental DAG (start date: three minutes before the test began, so catch-up runs those and the
-minutes that close meanwhile) and
-waits for the run of the interval that holds the changes (partitions follow commit times) and for a
-successful run whose binlog sensor was DEFERRED to the triggerer. Then every replica table must equal
-its source table, row for row. The runs of the minutes that closed during the setup are a catch-up:
-the test prints how fast it went (intervals per minute under the real scheduler).
+Airflow parses the repo's dags/ folder. Through the REST API the test triggers the setup DAG twice with
+the trigger form's Params (one table, then the other), changes the source (insert, update,
+primary-key change, delete, ADD COLUMN), unpauses the incremental DAG (start date: three minutes
+before the test began, so catch-up runs those and the minutes that close meanwhile) and waits for the
+run of the interval that holds the changes (partitions follow commit times) and for a successful run
+whose binlog sensor was DEFERRED to the triggerer. Then every replica table must equal its source
+table, row for row; the merge task's LogView link is set; the Asset-scheduled downstream DAG ran. Two
+backfills (Airflow 3's backfill API) of the three intervals up to the changes, while the schedule
+goes on, leave the `_log` partitions identical. The OpenLineage provider's file transport holds the
+tasks' lineage. The runs of the minutes that closed during the setup are a catch-up: the test prints
+how fast it went (intervals per minute under the real scheduler).
 
-About 2-3 minutes, most of it waiting for one-minute intervals to close.
+About 4 minutes, most of it waiting for one-minute intervals to close and for the scheduler.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.endpoint import MySqlEndpoint
+from airflow_provider_polar_mc.core.intervals import partition_spec, partition_values
 from airflow_provider_polar_mc.core.selection import select_tables
 from airflow_provider_polar_mc.core.validate import compare_migration
 from airflow_provider_polar_mc.sandbox.connections import maxcompute_connection, polardb_connection
@@ -117,6 +122,77 @@ def compare_replicas(spec_path: Path, server, emulator) -> list[str]:
     return problems
 
 
+def base_rows(emulator, tables: dict) -> dict[str, int]:
+    from odps.tunnel import TableTunnel
+
+    tunnel = TableTunnel(emulator.client())
+    return {name: tunnel.create_download_session(s.base_table).count for name, s in tables.items()}
+
+
+def log_partitions(emulator, migration: MigrationSpec, tables: dict, dates: list[dt.datetime]) -> dict[str, list[tuple]]:
+    """Every row of the minute partitions starting at ``dates``, per ``_log`` table and partition."""
+    from odps.tunnel import TableTunnel
+
+    client = emulator.client()
+    tunnel = TableTunnel(client)
+    result = {}
+    for s in tables.values():
+        for d in dates:
+            spec = partition_spec(migration.partition_columns(),
+                                  partition_values(d, d + dt.timedelta(minutes=1), migration.partition))  # fmt: skip
+            if not client.get_table(s.log_table).exist_partition(spec):
+                result[f"{s.log_table}/{spec}"] = []
+                continue
+            session = tunnel.create_download_session(s.log_table, partition_spec=spec)
+            with session.open_record_reader(0, session.count) as reader:
+                result[f"{s.log_table}/{spec}"] = sorted(tuple(r.values) for r in reader)
+    return result
+
+
+def run_state(stack: AirflowStack, logical_date: dt.datetime) -> str | None:
+    for run in stack.dag_runs(INCREMENTAL):
+        if run["logical_date"] and dt.datetime.fromisoformat(run["logical_date"].replace("Z", "+00:00")) == logical_date:
+            return run["state"]
+    return None
+
+
+def backfill_intervals(stack: AirflowStack, dates: list[dt.datetime], attempt: int) -> None:
+    """Airflow 3's backfill API, reprocessing completed runs one at a time; waits until it completed and
+    every run of it succeeded."""
+    started = time.monotonic()
+    backfill = stack.backfill(INCREMENTAL, dates[0].isoformat(), dates[-1].isoformat(),
+                              reprocess_behavior="completed", max_active_runs=1)  # fmt: skip
+    say(f"backfill {attempt} (id {backfill['id']}) of {[f'{d:%H:%M}' for d in dates]} created")
+    wait_for(lambda: stack.get_backfill(backfill["id"])["completed_at"], timeout=180,
+             what=f"backfill {backfill['id']} to complete")  # fmt: skip
+    states = {f"{d:%H:%M}": run_state(stack, d) for d in dates}
+    assert set(states.values()) == {"success"}, f"backfill {attempt}: {states}"
+    say(f"backfill {attempt} completed in {time.monotonic() - started:.0f}s")
+
+
+def check_lineage(stack: AirflowStack, server, emulator, tables: dict) -> None:
+    """The OpenLineage provider's listener asked each task for its lineage; its file transport wrote
+    the COMPLETE events: MySQL inputs, MaxCompute outputs, schemas, row counts."""
+    source_ns, mc_ns = f"mysql://{server.host}:{server.port}", f"maxcompute://{emulator.project}"
+    complete = [e for e in stack.lineage_events() if e.get("eventType") == "COMPLETE"]
+
+    def outputs(job: str) -> list[dict]:
+        return [o for e in complete if e["job"]["name"] == job for o in e["outputs"]]
+
+    def inputs(job: str) -> list[dict]:
+        return [i for e in complete if e["job"]["name"] == job for i in e["inputs"]]
+
+    loads = {o["name"]: o for o in outputs(f"{SETUP}.full_load")}
+    base = loads[tables["orders"].base_table]
+    assert base["namespace"] == mc_ns and base["outputFacets"]["outputStatistics"]["rowCount"] == 300, base
+    assert "amount" in {f["name"] for f in base["facets"]["schema"]["fields"]}
+    assert {(i["namespace"], i["name"]) for i in inputs(f"{SETUP}.full_load")} == {(source_ns, "shop.orders"), (source_ns, "shop.customers")}
+    logged = [o for o in outputs(f"{INCREMENTAL}.incremental_load") if o["name"] == tables["orders"].log_table]
+    assert any(o["outputFacets"]["outputStatistics"]["rowCount"] > 0 for o in logged), logged
+    assert (mc_ns, tables["orders"].replica_table) in {(o["namespace"], o["name"]) for o in outputs(f"{INCREMENTAL}.merge")}
+    say(f"OpenLineage: {len(complete)} COMPLETE events; full_load, incremental_load and merge report their datasets")
+
+
 def _end(run: dict) -> float:
     return dt.datetime.fromisoformat(run["data_interval_end"].replace("Z", "+00:00")).timestamp()
 
@@ -184,7 +260,9 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
     spec_path = spec_dir / f"{NAME}.yaml"
     spec_path.write_text(spec_yaml(start))
 
-    [orders] = select_tables(MigrationSpec.from_yaml(spec_path), {"shop": ["orders"]})
+    migration = MigrationSpec.from_yaml(spec_path)
+    tables = {s.source_table: s for s in select_tables(migration, {"shop": ["orders", "customers"]})}
+    orders = tables["orders"]
     replica_asset = f"maxcompute://{private_emulator.project}/{orders.replica_table}"
     stack = AirflowStack(
         tmp_path / "airflow",
@@ -209,9 +287,16 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
         stack.unpause(DOWNSTREAM)
 
         stack.unpause(SETUP)
-        run_id = stack.trigger(SETUP)
-        say(f"triggered {SETUP}: {run_id}")
+        # The trigger form's Params through the REST API: orders first, then customers (the re-run of a
+        # setup whose tables exist accepts them: conflict_mode).
+        run_id = stack.trigger(SETUP, {"tables": ["shop.orders"]})
+        say(f"triggered {SETUP} for shop.orders: {run_id}")
         wait_setup(stack, run_id, timeout=150)
+        assert base_rows(private_emulator, tables) == {"orders": 300, "customers": 0}
+        run_id = stack.trigger(SETUP, {"tables": ["shop.customers"], "conflict_mode": "ignore_and_proceed"})
+        say(f"triggered {SETUP} for shop.customers: {run_id}")
+        wait_setup(stack, run_id, timeout=150)
+        assert base_rows(private_emulator, tables) == {"orders": 300, "customers": 50}
         setup_tis = stack.task_instances(SETUP, run_id)
         assert {ti["task_id"] for ti in setup_tis} == {
             "precheck",
@@ -283,10 +368,31 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
         # No table was stopped for a resync, so the resync gate skips its trigger; everything else succeeded.
         assert final.pop("start_resync", "skipped") == "skipped", final
         assert final and all(state == "success" for state in final.values()), final
+        links = stack.request("GET", f"/api/v2/dags/{INCREMENTAL}/dagRuns/{urllib.parse.quote(deferred_run, safe='')}"
+                                     "/taskInstances/merge/links")["extra_links"]  # fmt: skip
+        assert "/logview/?h=" in (links.get("MaxCompute Log View") or ""), links
+        say(f"merge's MaxCompute Log View link: {links['MaxCompute Log View'].split('&token=')[0]}&token=...")
         # Every merge that updated the orders replica is an event of its Asset: the downstream DAG ran.
         downstream = wait_for(lambda: [r for r in stack.dag_runs(DOWNSTREAM) if r["state"] == "success"], timeout=90,
                               what=f"a successful run of {DOWNSTREAM} (scheduled on {replica_asset})")  # fmt: skip
         say(f"{DOWNSTREAM} ran {len(downstream)} time(s) on {replica_asset}")
+
+        # Three past intervals up to the one holding the changes, backfilled twice while the schedule goes
+        # on: each backfill rebuilds the identical _log partitions.
+        change_run = min((r for r in recorder.succeeded() if _end(recorder.runs[r]) > changed_at), key=lambda r: _end(recorder.runs[r]))
+        last = dt.datetime.fromisoformat(recorder.runs[change_run]["logical_date"].replace("Z", "+00:00"))
+        dates = [last - dt.timedelta(minutes=2 - i) for i in range(3)]
+        assert all(run_state(stack, d) == "success" for d in dates), {f"{d:%H:%M}": run_state(stack, d) for d in dates}
+        before = log_partitions(private_emulator, migration, tables, dates)
+        assert sum(len(rows) for rows in before.values()) > 0, "no change rows in the backfilled intervals"
+        for attempt in (1, 2):
+            backfill_intervals(stack, dates, attempt)
+            after = log_partitions(private_emulator, migration, tables, dates)
+            assert after == before, f"backfill {attempt} changed the _log partitions"
+            say(f"backfill {attempt}: {sum(len(r) for r in after.values())} change rows in {len(after)} partitions, identical")
+        problems = compare_replicas(spec_path, server, private_emulator)
+        assert not problems, f"replica differs from source after the backfills: {problems}"
+        check_lineage(stack, server, private_emulator, tables)
         say(f"done after {time.monotonic() - began:.0f}s")
         passed = True
     finally:

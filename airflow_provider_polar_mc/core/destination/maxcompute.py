@@ -9,7 +9,8 @@ exactly what schema migration will run.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from odps import ODPS
 
@@ -55,6 +56,8 @@ class MaxComputeDestination:
     def __init__(self, odps: ODPS, project: str | None = None):
         self.odps = odps
         self.project = project or odps.project
+        # Told of every SQL instance as it starts (the merge task's LogView link); must not raise.
+        self.on_instance: Callable[[Any], None] | None = None
 
     # -- catalog -------------------------------------------------------------------------------
     def table_exists(self, name: str) -> bool:
@@ -106,6 +109,8 @@ class MaxComputeDestination:
         all_hints = dict(TYPE_SYSTEM_HINTS)
         all_hints.update(hints or {})
         instance = self.odps.run_sql(sql, project=self.project, hints=all_hints)
+        if self.on_instance is not None:
+            self.on_instance(instance)
         try:
             with cancellation.stoppable(f"MaxCompute instance {instance.id}", instance.stop):
                 instance.wait_for_success()

@@ -29,6 +29,7 @@ from odps.errors import ODPSError
 from odps.tunnel import TableTunnel
 from odps.tunnel.tabletunnel import TableUploadSession
 
+from airflow_provider_polar_mc.core import cancellation
 from airflow_provider_polar_mc.core.compat import patch_pyodps_decimal_scale, single_pass_checksums
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 
@@ -138,6 +139,7 @@ class TableUpload:
             raise ValueError(f"block id {block_id} outside the Tunnel's range 0..{MAX_BLOCK_ID}")
         as_records = needs_record_format(data)
         for attempt in range(self.block_retries + 1):
+            cancellation.check()  # killed (on_kill): stop before the next upload or retry
             try:
                 if as_records:
                     self._write_records(block_id, data)
@@ -172,6 +174,7 @@ class TableUpload:
     def commit(self, block_ids: list[int]) -> None:
         """Publish the session's blocks (with overwrite: replace the table or partition) in one step."""
         assert self.session is not None
+        cancellation.check()  # a killed task publishes nothing: its retry commits
         self.session.reload()
         if self.committed:
             return  # an earlier attempt committed, then died before recording it
