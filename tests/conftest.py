@@ -10,5 +10,6 @@ pytest_plugins = [
     "tests.fixtures.mysql_server",
     "tests.fixtures.airflow_home",
     "tests.fixtures.security_tally",
+    "tests.fixtures.fault_tally",
     "tests.fixtures.fresh_install",
 ]

@@ -35,7 +35,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from airflow_provider_polar_mc.core import cancellation, sqltext
+from airflow_provider_polar_mc.core import cancellation, failpoints, sqltext
 from airflow_provider_polar_mc.core.binlog.coordinates import capture
 from airflow_provider_polar_mc.core.destination.checkpoint import CheckpointStore
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
@@ -555,6 +555,7 @@ class FullLoader:
 
         def copy(r: KeyRange) -> None:
             cancellation.check()  # killed (on_kill): no further range is read or uploaded
+            failpoints.reached("full_load.range")
             table, warnings = self.read_range(plan, r)
             upload.write_block(r.index, table)
             with lock:

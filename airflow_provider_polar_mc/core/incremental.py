@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from airflow_provider_polar_mc.core import intervals
+from airflow_provider_polar_mc.core import failpoints, intervals
 from airflow_provider_polar_mc.core.binlog.coordinates import capture, verify_readable
 from airflow_provider_polar_mc.core.binlog.reader import ChangeSet, stream_changes
 from airflow_provider_polar_mc.core.binlog.schema_history import TableSchema
@@ -294,6 +294,7 @@ class _PartitionWriter:
         self._started = self._last_report = time.monotonic()
 
     def write(self, key: str, rows: pa.Table) -> None:
+        failpoints.reached("incremental.chunk")
         table = self._by_name[key].log_table
         if table not in self.log_columns:
             self.log_columns[table] = self._loader._log_columns(table)

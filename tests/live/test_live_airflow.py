@@ -156,18 +156,72 @@ def run_state(stack: AirflowStack, logical_date: dt.datetime) -> str | None:
     return None
 
 
-def backfill_intervals(stack: AirflowStack, dates: list[dt.datetime], attempt: int) -> None:
-    """Airflow 3's backfill API, reprocessing completed runs one at a time; waits until it completed and
-    every run of it succeeded."""
-    started = time.monotonic()
-    backfill = stack.backfill(INCREMENTAL, dates[0].isoformat(), dates[-1].isoformat(),
-                              reprocess_behavior="completed", max_active_runs=1)  # fmt: skip
-    say(f"backfill {attempt} (id {backfill['id']}) of {[f'{d:%H:%M}' for d in dates]} created")
-    wait_for(lambda: stack.get_backfill(backfill["id"])["completed_at"], timeout=180,
-             what=f"backfill {backfill['id']} to complete")  # fmt: skip
-    states = {f"{d:%H:%M}": run_state(stack, d) for d in dates}
-    assert set(states.values()) == {"success"}, f"backfill {attempt}: {states}"
-    say(f"backfill {attempt} completed in {time.monotonic() - started:.0f}s")
+class Backfills:
+    """Two backfills (Airflow 3's backfill API, reprocessing completed runs one at a time) of the same
+    three intervals, one after the other; after each, the `_log` partitions are the ones the scheduled
+    runs wrote, row for row."""
+
+    def __init__(self, stack: AirflowStack, emulator, migration: MigrationSpec, tables: dict):
+        self.stack, self.emulator, self.migration, self.tables = stack, emulator, migration, tables
+        self.attempt = 0
+        self.done = False
+        self.dates: list[dt.datetime] = []
+        self.before: dict[str, list[tuple]] = {}
+        self._current: dict | None = None
+        self._created = 0.0
+
+    @property
+    def started(self) -> bool:
+        return self.attempt > 0
+
+    def start(self, dates: list[dt.datetime]) -> None:
+        self.dates = dates
+        states = {f"{d:%H:%M}": run_state(self.stack, d) for d in dates}
+        assert set(states.values()) == {"success"}, states
+        self.before = log_partitions(self.emulator, self.migration, self.tables, dates)
+        assert sum(len(rows) for rows in self.before.values()) > 0, "no change rows in the backfilled intervals"
+        self._create()
+
+    def _create(self) -> None:
+        self.attempt += 1
+        self._created = time.monotonic()
+        self._current = self.stack.backfill(INCREMENTAL, self.dates[0].isoformat(), self.dates[-1].isoformat(),
+                                            reprocess_behavior="completed", max_active_runs=1)  # fmt: skip
+        say(f"backfill {self.attempt} (id {self._current['id']}) of {[f'{d:%H:%M}' for d in self.dates]} created")
+
+    def advance(self) -> None:
+        if self._current is None or self.done or not self.stack.get_backfill(self._current["id"])["completed_at"]:
+            return
+        states = {f"{d:%H:%M}": run_state(self.stack, d) for d in self.dates}
+        assert set(states.values()) == {"success"}, f"backfill {self.attempt}: {states}"
+        after = log_partitions(self.emulator, self.migration, self.tables, self.dates)
+        assert after == self.before, f"backfill {self.attempt} changed the _log partitions"
+        say(f"backfill {self.attempt} completed in {time.monotonic() - self._created:.0f}s: "
+            f"{sum(len(r) for r in after.values())} change rows in {len(after)} partitions, identical")  # fmt: skip
+        if self.attempt == 2:
+            self.done = True
+        else:
+            self._create()
+
+
+def check_deferred_run(stack: AirflowStack, recorder: TransitionRecorder, run_id: str) -> None:
+    """The run whose binlog sensor deferred: its states, and the sensor's log through the API (the
+    worker deferring, the triggerer polling and firing, the worker resuming with the coordinate)."""
+    sensor_states = recorder.states[(run_id, "wait_for_binlog")]
+    say(f"{run_id} wait_for_binlog went {' -> '.join(sensor_states)}")
+    assert sensor_states.index("deferred") < sensor_states.index("success")
+    run = recorder.runs[run_id]
+    say(f"{run_id}: data interval {run['data_interval_start']} .. {run['data_interval_end']}")
+    sensor = next(ti for ti in stack.task_instances(INCREMENTAL, run_id) if ti["task_id"] == "wait_for_binlog")
+    log = stack.task_log(INCREMENTAL, run_id, "wait_for_binlog", sensor["try_number"])
+    print("\n".join(line[:160] for line in log.splitlines() if "Tunnel session" not in line), flush=True)
+    assert "Pausing task as DEFERRED" in log, log[-3000:]
+    assert "Trigger fired event" in log, log[-3000:]
+    assert "end coordinate of the interval" in log, log[-3000:]
+    final = {task: states[-1] for (r, task), states in recorder.states.items() if r == run_id}
+    # No table was stopped for a resync, so the resync gate skips its trigger; everything else succeeded.
+    assert final.pop("start_resync", "skipped") == "skipped", final
+    assert final and all(state == "success" for state in final.values()), final
 
 
 def check_lineage(stack: AirflowStack, server, emulator, tables: dict) -> None:
@@ -323,7 +377,9 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
         caught_up = backlog == 0
 
         recorder = TransitionRecorder(stack)
+        backfills = Backfills(stack, private_emulator, migration, tables)
         validated = False
+        deferred_run = None
         deadline = time.monotonic() + DEFERRED_RUN_TIMEOUT
         while time.monotonic() < deadline:
             stack.check_alive()
@@ -333,41 +389,32 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
                 say(f"caught up {backlog} closed intervals in {seconds:.0f}s ({60 * backlog / seconds:.1f} intervals/min)")
                 caught_up = True
             # The partitions follow commit times: the changes above are in the interval holding changed_at.
-            done = [r for r in recorder.succeeded() if _end(recorder.runs[r]) > changed_at]
+            done = sorted((r for r in recorder.succeeded() if _end(recorder.runs[r]) > changed_at), key=lambda r: _end(recorder.runs[r]))
             if not validated and done:
                 say(f"run {done[0]} (interval holding the changes) succeeded after {time.monotonic() - began:.0f}s; "
                     "comparing replicas")
                 problems = compare_replicas(spec_path, server, private_emulator)
                 assert not problems, f"replica differs from source: {problems}"
                 validated = True
-            if validated and recorder.deferred_and_succeeded():
+            if validated and deferred_run is None and recorder.deferred_and_succeeded():
+                # Checked at once: a backfill may run it again (a new try, without the deferral).
+                deferred_run = recorder.deferred_and_succeeded()[0]
+                check_deferred_run(stack, recorder, deferred_run)
+            if validated and not backfills.started:
+                # The three intervals up to the one holding the changes, backfilled twice while the schedule
+                # (and the wait for a deferred run) goes on.
+                last = dt.datetime.fromisoformat(recorder.runs[done[0]]["logical_date"].replace("Z", "+00:00"))
+                backfills.start([last - dt.timedelta(minutes=2 - i) for i in range(3)])
+            backfills.advance()
+            if deferred_run is not None and backfills.done:
                 break
             time.sleep(0.5)
         else:
             raise TimeoutError(
-                f"no successful incremental run with a deferred sensor in time: {recorder.describe()}"
+                f"no successful incremental run with a deferred sensor, or the backfills not done, in time "
+                f"(backfill {backfills.attempt}, done: {backfills.done}): {recorder.describe()}"
             )
 
-        deferred_run = recorder.deferred_and_succeeded()[0]
-        sensor_states = recorder.states[(deferred_run, "wait_for_binlog")]
-        say(f"{deferred_run} wait_for_binlog went {' -> '.join(sensor_states)}")
-        assert sensor_states.index("deferred") < sensor_states.index("success")
-        run = recorder.runs[deferred_run]
-        say(f"{deferred_run}: data interval {run['data_interval_start']} .. {run['data_interval_end']}")
-        # The task's log, through the API: the worker deferring, the triggerer polling and firing, the worker
-        # resuming in execute_complete with the coordinate.
-        sensor = next(
-            ti for ti in stack.task_instances(INCREMENTAL, deferred_run) if ti["task_id"] == "wait_for_binlog"
-        )
-        log = stack.task_log(INCREMENTAL, deferred_run, "wait_for_binlog", sensor["try_number"])
-        print("\n".join(line[:160] for line in log.splitlines() if "Tunnel session" not in line), flush=True)
-        assert "Pausing task as DEFERRED" in log, log[-3000:]
-        assert "Trigger fired event" in log, log[-3000:]
-        assert "end coordinate of the interval" in log, log[-3000:]
-        final = {task: states[-1] for (r, task), states in recorder.states.items() if r == deferred_run}
-        # No table was stopped for a resync, so the resync gate skips its trigger; everything else succeeded.
-        assert final.pop("start_resync", "skipped") == "skipped", final
-        assert final and all(state == "success" for state in final.values()), final
         links = stack.request("GET", f"/api/v2/dags/{INCREMENTAL}/dagRuns/{urllib.parse.quote(deferred_run, safe='')}"
                                      "/taskInstances/merge/links")["extra_links"]  # fmt: skip
         assert "/logview/?h=" in (links.get("MaxCompute Log View") or ""), links
@@ -376,20 +423,6 @@ def test_setup_and_incremental_dags_under_real_scheduler_and_triggerer(
         downstream = wait_for(lambda: [r for r in stack.dag_runs(DOWNSTREAM) if r["state"] == "success"], timeout=90,
                               what=f"a successful run of {DOWNSTREAM} (scheduled on {replica_asset})")  # fmt: skip
         say(f"{DOWNSTREAM} ran {len(downstream)} time(s) on {replica_asset}")
-
-        # Three past intervals up to the one holding the changes, backfilled twice while the schedule goes
-        # on: each backfill rebuilds the identical _log partitions.
-        change_run = min((r for r in recorder.succeeded() if _end(recorder.runs[r]) > changed_at), key=lambda r: _end(recorder.runs[r]))
-        last = dt.datetime.fromisoformat(recorder.runs[change_run]["logical_date"].replace("Z", "+00:00"))
-        dates = [last - dt.timedelta(minutes=2 - i) for i in range(3)]
-        assert all(run_state(stack, d) == "success" for d in dates), {f"{d:%H:%M}": run_state(stack, d) for d in dates}
-        before = log_partitions(private_emulator, migration, tables, dates)
-        assert sum(len(rows) for rows in before.values()) > 0, "no change rows in the backfilled intervals"
-        for attempt in (1, 2):
-            backfill_intervals(stack, dates, attempt)
-            after = log_partitions(private_emulator, migration, tables, dates)
-            assert after == before, f"backfill {attempt} changed the _log partitions"
-            say(f"backfill {attempt}: {sum(len(r) for r in after.values())} change rows in {len(after)} partitions, identical")
         problems = compare_replicas(spec_path, server, private_emulator)
         assert not problems, f"replica differs from source after the backfills: {problems}"
         check_lineage(stack, server, private_emulator, tables)

@@ -54,7 +54,7 @@ CORE = PACKAGE / "core"
 STAGES = ("source", "binlog", "destination", "replica")
 # Below every stage: the shared descriptions and rules. Orchestrators (precheck, full_load, incremental,
 # intervals, planning, validate) sit above the stages and may import any of them.
-SHARED = {"model", "typemap", "naming", "values", "throttle", "schema_plan", "endpoint", "sqltext", "selection", "retry", "compat", "filters", "cancellation"}
+SHARED = {"model", "typemap", "naming", "values", "throttle", "schema_plan", "endpoint", "sqltext", "selection", "retry", "compat", "filters", "cancellation", "failpoints"}
 OUTSIDE_CORE_ALLOWED = {"exceptions", "spec"}
 
 

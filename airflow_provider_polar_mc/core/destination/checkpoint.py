@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from odps.models import Record
 
-from airflow_provider_polar_mc.core import sqltext
+from airflow_provider_polar_mc.core import failpoints, sqltext
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 from airflow_provider_polar_mc.core.model import DestColumn, TableDDL
 
@@ -150,8 +150,10 @@ class MaxComputeCheckpointStore:
         record["written_at_us"] = time.time_ns() // 1000
         record["writer"] = self._writer_id
         # A new upload session per write: its commit appends exactly this row, atomically.
+        failpoints.reached("checkpoint.write")
         with table.open_writer(partition=self._partition(), create_partition=True) as writer:
             writer.write([record])
+        failpoints.reached("checkpoint.written")
 
     def _read(self) -> list[_Row]:
         table = self._state_table()

@@ -14,7 +14,7 @@ from typing import Any
 
 from odps import ODPS
 
-from airflow_provider_polar_mc.core import cancellation, sqltext
+from airflow_provider_polar_mc.core import cancellation, failpoints, sqltext
 from airflow_provider_polar_mc.core.model import DestColumn, TableDDL
 
 # MaxCompute 2.0 types (TINYINT, SMALLINT, INT, FLOAT, VARCHAR, TIMESTAMP, BINARY, DECIMAL(p,s) ...)
@@ -108,6 +108,7 @@ class MaxComputeDestination:
         task's ``on_kill`` stops the instance in MaxCompute (core/cancellation.py)."""
         all_hints = dict(TYPE_SYSTEM_HINTS)
         all_hints.update(hints or {})
+        failpoints.reached("sql.submit")
         instance = self.odps.run_sql(sql, project=self.project, hints=all_hints)
         if self.on_instance is not None:
             self.on_instance(instance)
@@ -117,6 +118,7 @@ class MaxComputeDestination:
         except Exception:
             cancellation.check()  # stopped by on_kill: the instance's failure is the stop's
             raise
+        failpoints.reached("sql.done")
         return instance
 
     def query(self, sql: str, hints: Mapping[str, str] | None = None) -> list[tuple]:

@@ -29,7 +29,7 @@ from odps.errors import ODPSError
 from odps.tunnel import TableTunnel
 from odps.tunnel.tabletunnel import TableUploadSession
 
-from airflow_provider_polar_mc.core import cancellation
+from airflow_provider_polar_mc.core import cancellation, failpoints
 from airflow_provider_polar_mc.core.compat import patch_pyodps_decimal_scale, single_pass_checksums
 from airflow_provider_polar_mc.core.destination.maxcompute import MaxComputeDestination
 
@@ -148,6 +148,7 @@ class TableUpload:
                         single_pass_checksums(writer)
                         for batch in data.to_batches(max_chunksize=WRITE_BATCH_ROWS):
                             writer.write(batch)
+                failpoints.reached("tunnel.block_written")
                 return
             except (ODPSError, OSError) as exc:
                 if attempt == self.block_retries:
@@ -175,10 +176,12 @@ class TableUpload:
         """Publish the session's blocks (with overwrite: replace the table or partition) in one step."""
         assert self.session is not None
         cancellation.check()  # a killed task publishes nothing: its retry commits
+        failpoints.reached("tunnel.commit")
         self.session.reload()
         if self.committed:
             return  # an earlier attempt committed, then died before recording it
         self.session.commit(sorted(block_ids))
+        failpoints.reached("tunnel.committed")  # data before bookkeeping: the mark is still to write
 
 
 class PartitionUploads:
