@@ -34,10 +34,23 @@ def _parse(text: str) -> tuple[str | None, int | None]:
     return trace, kill_at
 
 
-_TRACE, _KILL_AT = _parse(os.environ.get(ENV_VAR, ""))
-_ACTIVE = _TRACE is not None or _KILL_AT is not None
+_TRACE: str | None = None
+_KILL_AT: int | None = None
+_ACTIVE = False
 _count = 0
 _lock = threading.Lock()
+
+
+def configure(settings: str) -> None:
+    """Apply ``settings`` (the variable's syntax; empty: off) and restart the count: the suite's fork
+    server calls it in each worker it forks, which imported this module long before."""
+    global _TRACE, _KILL_AT, _ACTIVE, _count
+    _TRACE, _KILL_AT = _parse(settings)
+    _ACTIVE = _TRACE is not None or _KILL_AT is not None
+    _count = 0
+
+
+configure(os.environ.get(ENV_VAR, ""))
 
 
 def reached(name: str) -> None:

@@ -1,8 +1,9 @@
 """kill -9 of the worker at random points of a full load, an incremental batch and a merge, then the
 retry: nothing lost, nothing duplicated.
 
-Each stage runs in a worker process of its own (tests/reliability/worker.py) with ``POLAR_MC_FAILPOINTS``
-(core/failpoints.py). The first case of a stage runs it whole with ``trace=``, counting the points it
+Each stage runs in a worker process of its own, forked by a server that imported the provider once
+(tests/reliability/worker.py), with failpoint settings (core/failpoints.py). Stages: a full load, a sharded full load (a big table's shards, their commit, the small table), an
+incremental batch, a merge. The first case of a stage runs it whole with ``trace=``, counting the points it
 passes (every range read, Tunnel block, commit, SQL statement, checkpoint write, decoded binlog
 chunk); each further case draws one of them from the session's seed and SIGKILLs the worker there.
 The retry runs the stage again; every case then finishes the migration (batch and merge) and ends
@@ -22,43 +23,50 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_polar_mc.core import failpoints
 from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
 from airflow_provider_polar_mc.core.selection import select_tables
 from airflow_provider_polar_mc.core.validate import compare_migration
 from airflow_provider_polar_mc.hooks import resolve
 from airflow_provider_polar_mc.operators._base import load_spec
-from airflow_provider_polar_mc.operators.full_load import FullLoadOperator
+from airflow_provider_polar_mc.operators.full_load import FullLoadOperator, full_load_plan
 from airflow_provider_polar_mc.operators.incremental import IncrementalLoadOperator
 from airflow_provider_polar_mc.operators.merge import MergeOperator
 from airflow_provider_polar_mc.operators.schema import SchemaMigrateOperator
 from airflow_provider_polar_mc.sensors.binlog import BinlogSensor
 from tests.integration.session_clock import execute_at, snapshot_at
 from tests.integration.test_incremental import FIRST, inside, interval, make_spec, shop  # noqa: F401 - the fixture
+from tests.reliability.worker import run_stage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-# Kill cases per stage, after the traced run: 24 random kill points per CI run.
-KILLS = {"full_load": 8, "incremental_load": 10, "merge": 6}
+# Kill cases per stage, after the traced run: 22 random kill points per CI run.
+KILLS = {"full_load": 5, "sharded_full_load": 5, "incremental_load": 7, "merge": 5}
 _points: dict[str, int] = {}  # stage -> points its traced run passed
 
 
-def reliability_spec(connections, db: str) -> dict:
+def reliability_spec(connections, db: str, stage: str) -> dict:
     spec = make_spec(connections, db)
-    # 30 ranges of orders and 2 of customers, two at a time; the batch's change rows in 500-row blocks.
+    # 30 ranges of orders and 2 of customers, two at a time (sharded: orders in shards of ~1000 rows,
+    # customers grouped); the batch's change rows in 1000-row blocks.
     spec["full_load"] = {"chunk_rows": 100, "parallelism": 2}
-    spec["incremental"]["block_rows"] = 500
+    if stage == "sharded_full_load":
+        spec["full_load"]["shard_rows"] = 1000
+    spec["incremental"]["block_rows"] = 1000
     return spec
 
 
 def prepare(stage: str, connections, server, db: str) -> tuple[dict, dict]:
     """A fresh migration brought up to just before ``stage``; returns its spec and the stage's context."""
-    spec = reliability_spec(connections, db)
+    spec = reliability_spec(connections, db, stage)
     SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
     migration = load_spec(spec)
     snapshot_at(MaxComputeCheckpointStore(resolve.destination(migration), migration.name), server, FIRST.timestamp() - 1)
     if stage == "full_load":
+        return spec, {}
+    if stage == "sharded_full_load":
+        plan = full_load_plan(spec)  # the setup's planning task: C0, the big table's plan, session and shards
+        assert len(plan["shards"]) >= 2 and plan["groups"], plan
         return spec, {}
     FullLoadOperator(task_id="full_load", spec=spec).execute({})
     change_source(server, db)
@@ -81,26 +89,53 @@ def change_source(server, db: str) -> None:
                f"DELETE FROM {db}.customers WHERE code = 'c7'")  # fmt: skip
 
 
-def run_worker(stage: str, spec: dict, context: dict, settings: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, failpoints.ENV_VAR: settings}
-    args = [sys.executable, "-m", "tests.reliability.worker", stage, json.dumps(spec),
-            json.dumps({k: v.isoformat() for k, v in context.items()})]  # fmt: skip
-    return subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+class Workers:
+    """The fork server (tests/reliability/worker.py): a worker process per stage run, without paying
+    the provider's imports each time."""
+
+    def __init__(self) -> None:
+        self.server = subprocess.Popen([sys.executable, "-m", "tests.reliability.worker", "serve"], cwd=REPO,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+
+    def run(self, stage: str, spec: dict, context: dict, settings: str, output: Path) -> tuple[int, str]:
+        """Run ``stage`` in a fresh worker with the failpoint ``settings``; its exit code and output."""
+        env = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_")}  # this test's connections
+        request = {"stage": stage, "spec": spec, "context": {k: v.isoformat() for k, v in context.items()}, "env": env,
+                   "failpoints": settings, "output": str(output)}  # fmt: skip
+        assert self.server.stdin is not None and self.server.stdout is not None
+        self.server.stdin.write(json.dumps(request) + "\n")
+        self.server.stdin.flush()
+        answer = self.server.stdout.readline()
+        assert answer, f"the fork server exited with {self.server.wait()}"
+        return json.loads(answer)["returncode"], output.read_text() if output.exists() else ""
+
+    def close(self) -> None:
+        if self.server.stdin is not None:
+            self.server.stdin.close()
+        self.server.wait(30)
+
+
+@pytest.fixture(scope="module")
+def workers():
+    server = Workers()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def retry(stage: str, spec: dict, context: dict) -> None:
-    """Airflow's retry of the killed task (in this process: no failpoints)."""
-    operator = {"full_load": FullLoadOperator, "incremental_load": IncrementalLoadOperator, "merge": MergeOperator}[stage]
-    operator(task_id=stage, spec=spec).execute(context)
+    """Airflow's retry of the killed task, and the tasks after it (in this process: no failpoints)."""
+    run_stage(stage, spec, context)
 
 
 def finish(stage: str, spec: dict, server, db: str) -> None:
     """The rest of the migration after ``stage``: interval 0's batch and merge."""
-    if stage == "full_load":
+    if stage in ("full_load", "sharded_full_load"):
         change_source(server, db)
         BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(interval(0))
         IncrementalLoadOperator(task_id="incremental_load", spec=spec).execute(interval(0))
-    if stage in ("full_load", "incremental_load"):
+    if stage != "merge":
         MergeOperator(task_id="merge", spec=spec).execute(interval(0))
 
 
@@ -133,31 +168,29 @@ def check(spec: dict, emulator, fault_tally) -> None:
 
 
 @pytest.mark.parametrize("stage,case", [(stage, case) for stage, kills in KILLS.items() for case in range(kills + 1)])
-def test_kill_9_at_a_random_point_then_retry(stage, case, connections, mysql_server, emulator, shop, fault_tally, tmp_path):  # noqa: F811
-    trace = tmp_path / "points"
-    if case and stage not in _points:  # run alone (-k): trace the stage first
+def test_kill_9_at_a_random_point_then_retry(stage, case, connections, mysql_server, emulator, shop, fault_tally, workers, tmp_path):  # noqa: F811
+    trace, output = tmp_path / "points", tmp_path / "worker.log"
+    if case and stage not in _points:  # run alone (-k): trace the stage first, on a migration of its own
         spec, context = prepare(stage, connections, mysql_server, shop)
-        traced = run_worker(stage, spec, context, f"trace={trace}")
-        assert traced.returncode == 0, traced.stderr[-3000:]
+        code, out = workers.run(stage, spec, context, f"trace={trace}", output)
+        assert code == 0, out[-3000:]
         _points[stage] = len(trace.read_text().splitlines())
         trace.unlink()
-        spec, context = prepare(stage, connections, mysql_server, shop)  # a fresh migration for the kill
-    else:
-        spec, context = prepare(stage, connections, mysql_server, shop)
+    spec, context = prepare(stage, connections, mysql_server, shop)
     if case == 0:
-        traced = run_worker(stage, spec, context, f"trace={trace}")
-        assert traced.returncode == 0, traced.stderr[-3000:]
+        code, out = workers.run(stage, spec, context, f"trace={trace}", output)
+        assert code == 0, out[-3000:]
         _points[stage] = len(trace.read_text().splitlines())
         print(f"{stage}: {_points[stage]} points traced", flush=True)
     else:
         kill_at = fault_tally.rng(stage, case).randint(1, _points[stage])
-        killed = run_worker(stage, spec, context, f"trace={trace},kill_at={kill_at}")
+        code, out = workers.run(stage, spec, context, f"trace={trace},kill_at={kill_at}", output)
         passed = trace.read_text().splitlines() if trace.exists() else []
-        if killed.returncode == -signal.SIGKILL:
+        if code == -signal.SIGKILL:
             fault_tally.injected()
             print(f"{stage}: killed at point {kill_at}/{_points[stage]} ({passed[-1]})", flush=True)
         else:  # this run passed fewer points than the traced one (threads' order): it completed
-            assert killed.returncode == 0, killed.stderr[-3000:]
+            assert code == 0, out[-3000:]
             print(f"{stage}: completed after {len(passed)} points, before point {kill_at}", flush=True)
         retry(stage, spec, context)
     finish(stage, spec, mysql_server, shop)
