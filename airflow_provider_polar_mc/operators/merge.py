@@ -139,9 +139,8 @@ class MergeOperator(MigrationOperator):
         provider logs it too). Never fails the merge."""
         try:
             url = instance.get_logview_address()
-        except Exception as exc:  # no LogView (a private endpoint, no permission): the merge goes on
-            self.log.info("MaxCompute instance %s: no LogView address (%s)", instance.id, exc)
-            return
-        self.log.info("MaxCompute instance %s: LogView %s", instance.id, url)
-        if context.get("task_instance") is not None:
-            MaxComputeLogViewLink.persist(context, url)
+            self.log.info("MaxCompute instance %s: LogView %s", instance.id, url)
+            if context.get("task_instance") is not None:
+                MaxComputeLogViewLink.persist(context, url)
+        except Exception as exc:  # no LogView (a private endpoint, no permission), no XCom: the merge goes on
+            self.log.info("MaxCompute instance %s: no LogView link (%s)", instance.id, exc)
