@@ -5,7 +5,9 @@ kill at its failpoints (core/failpoints.py).
 process otherwise), then for each request on stdin (one JSON object a line: ``stage``, ``spec``,
 ``context``, ``env``, ``failpoints``, ``output``) forks a worker that applies the environment and the
 failpoint settings and runs the stage, its output in the file ``output``; it answers one JSON line,
-``{"returncode": n}``, negative for the signal that ended the worker (-9 for a kill). The server
+``{"returncode": n}``, negative for the signal that ended the worker (-9 for a kill). With ``copies``
+it forks that many workers for the request at once (a zombie and its retry) and answers every
+``returncodes``. The server
 itself opens no connection and starts no thread, so each fork starts clean.
 """
 
@@ -80,12 +82,18 @@ def serve() -> None:
     _warm_imports()
     for line in sys.stdin:
         request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            _worker(request)
-        _, status = os.waitpid(pid, 0)
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        answers.write(json.dumps({"returncode": code}) + "\n")
+        # ``copies`` > 1: that many workers run the same stage at once (a zombie and its retry).
+        pids = []
+        for copy in range(int(request.get("copies", 1))):
+            pid = os.fork()
+            if pid == 0:
+                _worker({**request, "output": f"{request['output']}.{copy}" if copy else request["output"]})
+            pids.append(pid)
+        codes = []
+        for pid in pids:
+            _, status = os.waitpid(pid, 0)
+            codes.append(-os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+        answers.write(json.dumps({"returncode": codes[0], "returncodes": codes}) + "\n")
 
 
 if __name__ == "__main__":
