@@ -1,4 +1,4 @@
-"""The integration tests' per-test connections serve the reliability cases too."""
+"""The reliability cases: the integration tests' per-test connections, and one fork server per session."""
 
 import pytest
 

@@ -26,6 +26,8 @@ from tests.integration.test_incremental import FIRST, inside, interval, make_spe
 from tests.reliability.worker import run_stage
 
 REPO = Path(__file__).resolve().parents[2]
+
+
 def reliability_spec(connections, db: str, stage: str) -> dict:
     spec = make_spec(connections, db)
     # 30 ranges of orders and 2 of customers, two at a time (sharded: orders in shards of ~1000 rows,
