@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from airflow_provider_polar_mc.core import intervals
 from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
 from airflow_provider_polar_mc.core.selection import select_tables
 from airflow_provider_polar_mc.core.validate import compare_migration
@@ -67,7 +68,8 @@ def change_source(server, db: str) -> None:
                f"UPDATE {db}.orders SET amount = amount * 2 WHERE id % 9 = 0",
                f"UPDATE {db}.orders SET id = id + 100000 WHERE id BETWEEN 10 AND 14",
                f"DELETE FROM {db}.orders WHERE id % 31 = 0",
-               f"INSERT INTO {db}.orders (id, customer, status, amount) VALUES (90001, 1, 'new', 1.5), (90002, 2, 'new', 2.5)",
+               # REPLACE: a case run alone (-k) prepares twice on one database; the first time it inserts
+               f"REPLACE INTO {db}.orders (id, customer, status, amount) VALUES (90001, 1, 'new', 1.5), (90002, 2, 'new', 2.5)",
                f"UPDATE {db}.customers SET name = CONCAT(name, ' *') WHERE code LIKE 'c1%'",
                f"DELETE FROM {db}.customers WHERE code = 'c7'")  # fmt: skip
 
@@ -126,7 +128,9 @@ def duplicated_log_rows(emulator, spec: dict) -> int:
     from odps.tunnel import TableTunnel
 
     migration = load_spec(spec)
-    partition = "modifytime_year='2026',modifytime_month='01',modifytime_day='01',modifytime_hour='00'"
+    window = interval(0)
+    partition = intervals.partition_spec(migration.partition_columns(), intervals.partition_values(
+        window["data_interval_start"], window["data_interval_end"], migration.partition))  # fmt: skip
     tunnel = TableTunnel(emulator.client())
     duplicates = 0
     for selection in select_tables(migration, {spec["source"]["databases"][0]: ["orders", "customers"]}):

@@ -25,21 +25,23 @@ KILLS = {"full_load": 5, "sharded_full_load": 5, "incremental_load": 7, "merge":
 _points: dict[str, int] = {}  # stage -> points its traced run passed
 
 
+def trace_points(workers, stage: str, spec: dict, context: dict, trace, output) -> None:
+    """Run ``stage`` whole in a worker, counting the failpoints it passes."""
+    code, out = workers.run(stage, spec, context, f"trace={trace}", output)
+    assert code == 0, out[-3000:]
+    _points[stage] = len(trace.read_text().splitlines())
+    trace.unlink()
+    print(f"{stage}: {_points[stage]} points traced", flush=True)
+
+
 @pytest.mark.parametrize("stage,case", [(stage, case) for stage, kills in KILLS.items() for case in range(kills + 1)])
 def test_kill_9_at_a_random_point_then_retry(stage, case, connections, mysql_server, emulator, shop, fault_tally, workers, tmp_path):  # noqa: F811
     trace, output = tmp_path / "points", tmp_path / "worker.log"
     if case and stage not in _points:  # run alone (-k): trace the stage first, on a migration of its own
-        spec, context = prepare(stage, connections, mysql_server, shop)
-        code, out = workers.run(stage, spec, context, f"trace={trace}", output)
-        assert code == 0, out[-3000:]
-        _points[stage] = len(trace.read_text().splitlines())
-        trace.unlink()
+        trace_points(workers, stage, *prepare(stage, connections, mysql_server, shop), trace, output)
     spec, context = prepare(stage, connections, mysql_server, shop)
     if case == 0:
-        code, out = workers.run(stage, spec, context, f"trace={trace}", output)
-        assert code == 0, out[-3000:]
-        _points[stage] = len(trace.read_text().splitlines())
-        print(f"{stage}: {_points[stage]} points traced", flush=True)
+        trace_points(workers, stage, spec, context, trace, output)
     else:
         kill_at = fault_tally.rng(stage, case).randint(1, _points[stage])
         code, out = workers.run(stage, spec, context, f"trace={trace},kill_at={kill_at}", output)
