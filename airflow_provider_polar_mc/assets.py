@@ -30,9 +30,14 @@ def table_asset(project: str, table: str) -> Asset:
     return Asset(uri=table_uri(project, table))
 
 
+def source_namespace(host: str, port: int) -> str:
+    """The source server in OpenLineage's MySQL naming (the namespace of its tables' datasets)."""
+    return f"mysql://{host}:{port}"
+
+
 def source_uri(host: str, port: int, table: str) -> str:
     """A source table (``db.table``) in OpenLineage's MySQL naming."""
-    return f"mysql://{host}:{port}/{table}"
+    return f"{source_namespace(host, port)}/{table}"
 
 
 def alias(migration: str, kind: Kind) -> AssetAlias:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_polar_mc.assets import SCHEME
+from airflow_provider_polar_mc.assets import SCHEME, source_namespace
 from airflow_provider_polar_mc.core.model import DestColumn, SourceColumn, TableDDL, TablePlan
 
 
@@ -50,7 +50,7 @@ class TaskLineage:
 def mysql_dataset(host: str, port: int, database: str, table: str, columns: Iterable[SourceColumn] = ()) -> LineageDataset:
     # The full column type ("bigint(20) unsigned"); MariaDB's JSON is a LONGTEXT the catalog recognises.
     types = tuple((c.name, "json" if c.data_type == "json" else c.column_type) for c in columns)
-    return LineageDataset(f"mysql://{host}:{port}", f"{database}.{table}", types)
+    return LineageDataset(source_namespace(host, port), f"{database}.{table}", types)
 
 
 def maxcompute_dataset(
