@@ -7,8 +7,9 @@ Two families, because Airflow treats them differently:
   Operators turn these into ``AirflowFailException`` so the task fails at once instead of burning
   retries. They derive from :class:`PolarMcError` with ``retryable = False``.
 * **Retrying may help** (a dropped connection, MaxCompute throttling, an expired tunnel session):
-  these are the drivers' own exceptions, deliberately not wrapped, so Airflow's retry policy (sized by
-  the spec's ``retry`` section) applies. A subclass that may succeed on retry sets ``retryable = True``.
+  the task retries these itself within the spec's ``retry`` windows (core/retry.py); once a window is
+  spent it raises :class:`RetryWindowSpent`, which names the side and the window. A subclass that may
+  succeed on an Airflow retry sets ``retryable = True``.
 
 This module imports nothing from Airflow: the core and the spec raise these without a scheduler.
 """
@@ -240,3 +241,17 @@ class TaskStopped(PolarMcError):
     stage resumes from its checkpoints, so a retry writes nothing twice."""
 
     retryable = True
+
+
+class RetryWindowSpent(PolarMcError):
+    """The source or MaxCompute kept failing for longer than the spec's retry window
+    (``retry.connection_minutes`` for a lost connection, ``retry.other_minutes`` for MaxCompute's 5xx
+    answers): the task gives up, as DTS does. Nothing half-written is visible: uploads not committed
+    stay invisible and the checkpoints hold what was committed, so once the cause is fixed a cleared
+    task resumes where this one stopped. The message names the side, the window, the last error and
+    the fix."""
+
+    def __init__(self, message: str, side: str, window: str):
+        super().__init__(message)
+        self.side = side
+        self.window = window

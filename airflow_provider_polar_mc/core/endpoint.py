@@ -32,6 +32,9 @@ _LOGIN_FIELDS = ("host", "port", "user", "password", "charset")
 _PYMYSQL_FIELDS = (*_LOGIN_FIELDS, "database", "connect_timeout", "read_timeout", "write_timeout")
 
 
+# Seconds a binlog stream may stay silent when the connection sets no read_timeout.
+STREAM_READ_TIMEOUT = 120.0
+
 SESSION_SETUP = "SET time_zone = '+00:00', sql_mode = 'NO_ENGINE_SUBSTITUTION'"
 READ_ONLY = "SET SESSION TRANSACTION READ ONLY"
 # What every reading session runs first (pymysql sessions here; connectorx's through pre_execution_query).
@@ -107,6 +110,12 @@ class MySqlEndpoint:
     def replication_settings(self) -> dict[str, Any]:
         """Connection settings in the form mysql-replication's BinLogStreamReader takes."""
         settings: dict[str, Any] = {name: getattr(self, name) for name in _LOGIN_FIELDS}
+        # A stalled or half-open stream ends in a lost connection (retried, resumed) rather than a task
+        # that waits forever: a non-blocking dump never goes quiet for long, so the stream gets a read
+        # timeout even when the connection sets none.
+        settings.update({name: getattr(self, name) for name in ("connect_timeout", "write_timeout")
+                         if getattr(self, name) is not None})  # fmt: skip
+        settings["read_timeout"] = self.read_timeout or STREAM_READ_TIMEOUT
         if self.ssl:
             settings["ssl"] = dict(self.ssl)
         return settings

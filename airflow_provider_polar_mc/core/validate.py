@@ -101,11 +101,16 @@ def compare_table(loader: FullLoader, plan: TablePlan, destination_table: str) -
         for c in columns
     )  # fmt: skip
     instance = loader.destination.execute(f"SELECT {select} FROM {sqltext.quote_mc_name(destination_table)}")
-    dest_rows: dict[tuple, dict[str, Any]] = {}
-    with instance.open_reader(tunnel=True, limit=False) as reader:
-        for record in reader:
-            row = {c: values.wall_clock_from_text(record[c]) if c in wall_clocks else _normalise(record[c]) for c in columns}
-            dest_rows[tuple(row[k] for k in key)] = row
+
+    def read() -> dict[tuple, dict[str, Any]]:
+        rows: dict[tuple, dict[str, Any]] = {}
+        with instance.open_reader(tunnel=True, limit=False) as reader:
+            for record in reader:
+                row = {c: values.wall_clock_from_text(record[c]) if c in wall_clocks else _normalise(record[c]) for c in columns}
+                rows[tuple(row[k] for k in key)] = row
+        return rows
+
+    dest_rows = loader.destination.call(read, f"read {destination_table}")
     result.destination_rows = len(dest_rows)
     result.missing = sorted((k for k in source_rows if k not in dest_rows), key=repr)
     result.unexpected = sorted((k for k in dest_rows if k not in source_rows), key=repr)

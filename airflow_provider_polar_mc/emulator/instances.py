@@ -58,6 +58,7 @@ class SqlInstance:
     end_time: float | None = None
     result: Any = None  # QueryResult of a SELECT (has .columns and .table), else None
     error: str | None = None  # "ODPS-xxxxxxx:message" when the task failed
+    guid: str = ""  # the job's <Guid> (pyodps's unique_identifier_id), if it had one
     result_expired: bool = False  # the result was dropped to bound memory
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -142,12 +143,19 @@ class InstanceManager:
         self.queue_seconds = 0.0  # how long a new instance waits before it runs (/_emulator/instances)
 
     def submit(self, project: str, body: bytes, owner: str) -> SqlInstance:
+        """A new instance of the posted job, running; a job whose ``<Guid>`` an instance of the project
+        already has gets that instance back instead (MaxCompute's idempotent submission: a client that
+        lost the answer submits again without running the statement twice)."""
         task_type, task_name, query, settings, job_xml = parse_job(body)
+        guid = _text(ET.fromstring(job_xml).find("Guid"))
         inst = SqlInstance(
             id=new_instance_id(), project=project, owner=owner, start_time=time.time(),
-            task_name=task_name, task_type=task_type, query=query, settings=settings, job_xml=job_xml,
+            task_name=task_name, task_type=task_type, query=query, settings=settings, job_xml=job_xml, guid=guid,
         )
         with self._lock:
+            earlier = next((i for i in self._instances.values() if guid and i.guid == guid and i.project == project), None)
+            if earlier is not None:
+                return earlier
             self._instances[inst.id] = inst
         self._pool.submit(self._run, inst)
         return inst

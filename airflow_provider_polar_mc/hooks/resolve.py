@@ -135,4 +135,4 @@ def destination(spec: MigrationSpec) -> MaxComputeDestination:
     hook = MaxComputeHook(maxcompute_conn_id=spec.destination.conn_id)
     project = spec.destination.project or hook.project
     client = hook.get_client(project=project, endpoint=hook.endpoint)
-    return MaxComputeDestination(client, project)
+    return MaxComputeDestination(client, project, retry_policy(spec))

@@ -7,9 +7,9 @@ less each time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -17,6 +17,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_polar_mc.core import cancellation
 from airflow_provider_polar_mc.exceptions import ConfigError, PolarMcError
 from airflow_provider_polar_mc.spec import MigrationSpec
+
+T = TypeVar("T")
 
 
 def load_spec(spec: str | Path | Mapping[str, Any] | MigrationSpec) -> MigrationSpec:
@@ -36,6 +38,31 @@ def fail_unless_retryable(exc: PolarMcError) -> None:
     if exc.retryable:
         raise exc
     raise AirflowFailException(str(exc)) from exc
+
+
+def resume_after_lost_connections(fn: Callable[[], T], spec: MigrationSpec, what: str, log: Callable[[str], None]) -> T:
+    """``fn`` (a task's work), run again after a connection lost mid-way (the source cut under a read,
+    MaxCompute gone mid-stream) for up to ``retry.connection_minutes``: every stage resumes from its
+    checkpoints, as an Airflow retry would, without waiting for one. Beyond the window,
+    ``RetryWindowSpent`` names the side that stayed away."""
+    import requests
+
+    from airflow_provider_polar_mc.core.retry import is_connection_error, window_spent
+    from airflow_provider_polar_mc.hooks import resolve
+
+    policy = resolve.retry_policy(spec)
+
+    def attempt() -> T:
+        cancellation.check()
+        return fn()
+
+    try:
+        return policy.call(attempt, log=lambda line: log(f"{line}; resuming from the checkpoints"), what="connection")
+    except Exception as exc:
+        if is_connection_error(exc):
+            side = "MaxCompute" if isinstance(exc, requests.exceptions.RequestException) else "the source"
+            raise window_spent(exc, side, what, policy) from exc
+        raise
 
 
 class MigrationOperator(BaseOperator):
@@ -69,14 +96,21 @@ class MigrationOperator(BaseOperator):
         return spec
 
     def execute(self, context: Any) -> Any:
-        from airflow_provider_polar_mc.lineage import TaskLineage
 
         cancellation.reset()
-        self.lineage = TaskLineage()  # what this run reads and writes, as subclasses record it
         try:
-            return self.execute_migration(context)
+            return self._execute_resuming(context)
         except PolarMcError as exc:
             fail_unless_retryable(exc)
+
+    def _execute_resuming(self, context: Any) -> Any:
+        from airflow_provider_polar_mc.lineage import TaskLineage
+
+        def attempt() -> Any:
+            self.lineage = TaskLineage()  # what this run reads and writes, as subclasses record it
+            return self.execute_migration(context)
+
+        return resume_after_lost_connections(attempt, self.migration_spec(), f"task {self.task_id}", self.log.warning)
 
     def on_kill(self) -> None:
         """Airflow kills the task (SIGTERM, ``execution_timeout``, marked failed or cleared): stop the

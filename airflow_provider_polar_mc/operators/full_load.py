@@ -11,7 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_polar_mc.operators._base import MigrationOperator, fail_unless_retryable, load_spec
+from airflow_provider_polar_mc.operators._base import (
+    MigrationOperator,
+    fail_unless_retryable,
+    load_spec,
+    resume_after_lost_connections,
+)
 
 # Airflow's default [core] max_map_length.
 DEFAULT_MAX_GROUPS = 1024
@@ -181,9 +186,6 @@ def full_load_plan(
     import logging
 
     from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
-    from airflow_provider_polar_mc.core.full_load import forget_loads, plan_full_load
-    from airflow_provider_polar_mc.core.planning import only_tables, plan_selected
-    from airflow_provider_polar_mc.core.resync import reloads
     from airflow_provider_polar_mc.exceptions import PolarMcError
     from airflow_provider_polar_mc.hooks import resolve
 
@@ -194,21 +196,32 @@ def full_load_plan(
         endpoint = resolve.source_endpoint(migration)
         store = MaxComputeCheckpointStore(destination, migration.name)
         retry = resolve.retry_policy(migration)
-        plans, resync = None, []
-        if tables:
-            plans, resync = reloads(migration, store, only_tables(migration, plan_selected(
-                migration, endpoint, retry=retry, log=logger.warning), tables))  # fmt: skip
-            # Without incremental migration nothing is resynced: a loaded table is loaded again.
-            again = forget_loads(store, plans) if "incremental" not in migration.migration_types else []
-            logger.info("this run loads %s%s%s", [p.selection.source_name for p in plans] or "no table",
-                        f" (again: {again})" if again else "",
-                        f"; reloads through the resync: {resync}" if resync else "")  # fmt: skip
-        plan = plan_full_load(migration, endpoint, destination, store, max_groups=max_groups, plans=plans, retry=retry,
-                              log=logger.info)  # fmt: skip
-        return {"groups": plan.groups, "shards": [s.to_dict() for s in plan.shards], "resync": resync}
+        return resume_after_lost_connections(lambda: _plan(migration, endpoint, destination, store, retry, tables,
+                                                           max_groups, logger), migration, "task full_load_plan",
+                                             logger.warning)  # fmt: skip
     except PolarMcError as exc:
         fail_unless_retryable(exc)
         raise  # not reached: fail_unless_retryable always raises
+
+
+def _plan(migration, endpoint, destination, store, retry, tables, max_groups, logger) -> dict[str, Any]:
+    """:func:`full_load_plan`'s work (may run again after a lost connection: every step is recorded)."""
+    from airflow_provider_polar_mc.core.full_load import forget_loads, plan_full_load
+    from airflow_provider_polar_mc.core.planning import only_tables, plan_selected
+    from airflow_provider_polar_mc.core.resync import reloads
+
+    plans, resync = None, []
+    if tables:
+        plans, resync = reloads(migration, store, only_tables(migration, plan_selected(
+            migration, endpoint, retry=retry, log=logger.warning), tables))  # fmt: skip
+        # Without incremental migration nothing is resynced: a loaded table is loaded again.
+        again = forget_loads(store, plans) if "incremental" not in migration.migration_types else []
+        logger.info("this run loads %s%s%s", [p.selection.source_name for p in plans] or "no table",
+                    f" (again: {again})" if again else "",
+                    f"; reloads through the resync: {resync}" if resync else "")  # fmt: skip
+    plan = plan_full_load(migration, endpoint, destination, store, max_groups=max_groups, plans=plans, retry=retry,
+                          log=logger.info)  # fmt: skip
+    return {"groups": plan.groups, "shards": [s.to_dict() for s in plan.shards], "resync": resync}
 
 
 def full_load_groups(spec: Any, max_groups: int = DEFAULT_MAX_GROUPS) -> list[list[str]]:

@@ -412,3 +412,20 @@ def test_fault_injection_fails_some_requests(private_emulator):
     session.commit([0])
     private_emulator.clear_faults()
     assert read_records(o, name) == [[42]]
+
+
+def test_a_job_submitted_again_with_its_guid_gets_the_same_instance(o):
+    """MaxCompute's idempotent submission: a client that lost the answer submits again with the same
+    unique identifier and must not run the statement twice."""
+    table = f"guid_{uuid.uuid4().hex[:8]}"
+    o.execute_sql(f"CREATE TABLE {table} (id BIGINT)")
+    guid = uuid.uuid4().hex
+    first = o.run_sql(f"INSERT INTO {table} SELECT 1", unique_identifier_id=guid)
+    again = o.run_sql(f"INSERT INTO {table} SELECT 1", unique_identifier_id=guid)
+    assert again.id == first.id
+    again.wait_for_success()
+    other = o.run_sql(f"INSERT INTO {table} SELECT 1", unique_identifier_id=uuid.uuid4().hex)
+    assert other.id != first.id
+    other.wait_for_success()
+    with o.execute_sql(f"SELECT COUNT(*) AS n FROM {table}").open_reader() as reader:
+        assert [r["n"] for r in reader] == [2]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from airflow_provider_polar_mc.core import intervals
 from airflow_provider_polar_mc.core.destination.checkpoint import MaxComputeCheckpointStore
@@ -40,8 +41,9 @@ def reliability_spec(connections, db: str, stage: str) -> dict:
     return spec
 
 
-def prepare(stage: str, connections, server, db: str) -> tuple[dict, dict]:
-    """A fresh migration brought up to just before ``stage``; returns its spec and the stage's context."""
+def prepare(stage: str, connections, server, db: str, *, more_changes=None) -> tuple[dict, dict]:
+    """A fresh migration brought up to just before ``stage``; returns its spec and the stage's context.
+    ``more_changes(server, db)`` adds to interval 0's changes (incremental_load and merge only)."""
     spec = reliability_spec(connections, db, stage)
     SchemaMigrateOperator(task_id="schema", spec=spec).execute({})
     migration = load_spec(spec)
@@ -54,6 +56,8 @@ def prepare(stage: str, connections, server, db: str) -> tuple[dict, dict]:
         return spec, {}
     FullLoadOperator(task_id="full_load", spec=spec).execute({})
     change_source(server, db)
+    if more_changes is not None:
+        more_changes(server, db)
     BinlogSensor(task_id="wait", spec=spec, settle_seconds=0).execute(interval(0))
     if stage == "incremental_load":
         return spec, interval(0)
@@ -82,18 +86,23 @@ class Workers:
         self.server = subprocess.Popen([sys.executable, "-m", "tests.reliability.worker", "serve"], cwd=REPO,
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
 
-    def run(self, stage: str, spec: dict, context: dict, settings: str, output: Path) -> tuple[int, str]:
+    def run(self, stage: str, spec: dict, context: dict, settings: str, output: Path, **options: Any) -> tuple[int, str]:
         """Run ``stage`` in a fresh worker with the failpoint ``settings``; its exit code and output."""
-        [(code, text)] = self.run_together(stage, spec, context, output, settings=settings)
+        [(code, text)] = self.run_together(stage, spec, context, output, settings=settings, **options)
         return code, text
 
     def run_together(
-        self, stage: str, spec: dict, context: dict, output: Path, *, copies: int = 1, settings: str = ""
+        self, stage: str, spec: dict, context: dict, output: Path, *, copies: int = 1, settings: str = "",
+        env: dict[str, str] | None = None, odps_options: dict[str, Any] | None = None,
     ) -> list[tuple[int, str]]:
-        """Run ``stage`` in ``copies`` workers at once; each one's exit code and output."""
-        env = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_")}  # this test's connections
-        request = {"stage": stage, "spec": spec, "context": {k: v.isoformat() for k, v in context.items()}, "env": env,
-                   "failpoints": settings, "output": str(output), "copies": copies}  # fmt: skip
+        """Run ``stage`` in ``copies`` workers at once; each one's exit code and output. ``env``
+        replaces variables of the worker's environment (a connection through the proxy);
+        ``odps_options`` sets pyodps options in the worker (shorter timeouts)."""
+        worker_env = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_")}  # this test's connections
+        worker_env.update(env or {})
+        request = {"stage": stage, "spec": spec, "context": {k: v.isoformat() for k, v in context.items()},
+                   "env": worker_env, "odps_options": odps_options or {}, "failpoints": settings, "output": str(output),
+                   "copies": copies}  # fmt: skip
         assert self.server.stdin is not None and self.server.stdout is not None
         self.server.stdin.write(json.dumps(request) + "\n")
         self.server.stdin.flush()
@@ -139,6 +148,18 @@ def duplicated_log_rows(emulator, spec: dict) -> int:
             seen = Counter((r["record_id"], r["before_flag"]) for r in reader)
         duplicates += sum(n - 1 for n in seen.values())
     return duplicates
+
+
+def destination_rows(spec: dict) -> dict[str, int]:
+    """Rows of each `_base` and replica table (0 for one not created yet)."""
+    migration = load_spec(spec)
+    destination = resolve.destination(migration)
+    counts = {}
+    for selection in select_tables(migration, {spec["source"]["databases"][0]: ["orders", "customers"]}):
+        for table in (selection.base_table, selection.replica_table):
+            exists = destination.table_exists(table)
+            counts[table] = destination.query(f"SELECT COUNT(*) FROM {table}")[0][0] if exists else 0
+    return counts
 
 
 def check(spec: dict, emulator, fault_tally) -> None:

@@ -3,7 +3,7 @@ kill at its failpoints (core/failpoints.py).
 
 ``python -m tests.reliability.worker serve`` is a fork server: it imports the provider once (3.5 s a
 process otherwise), then for each request on stdin (one JSON object a line: ``stage``, ``spec``,
-``context``, ``env``, ``failpoints``, ``output``) forks a worker that applies the environment and the
+``context``, ``env``, ``odps_options``, ``failpoints``, ``output``) forks a worker that applies the environment and the
 failpoint settings and runs the stage, its output in the file ``output``; it answers one JSON line,
 ``{"returncode": n}``, negative for the signal that ended the worker (-9 for a kill). With ``copies``
 it forks that many workers for the request at once (a zombie and its retry) and answers every
@@ -55,6 +55,11 @@ def _worker(request: dict[str, Any]) -> None:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.environ.update(request.get("env") or {})
+        if request.get("odps_options"):
+            from odps import options
+
+            for name, value in request["odps_options"].items():
+                setattr(options, name, value)
         from airflow_provider_polar_mc.core import failpoints
 
         failpoints.configure(request.get("failpoints") or "")

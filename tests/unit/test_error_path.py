@@ -36,10 +36,43 @@ def test_errors_retrying_cannot_fix_fail_the_task_at_once(error):
     assert caught.value.__cause__ is error
 
 
-def test_retryable_project_errors_and_driver_errors_are_left_to_airflows_retries():
-    for error in (SourceUnreachable("down"), pymysql.err.OperationalError(2003, "refused"), KeyError("x")):
+def test_retryable_project_errors_and_unknown_errors_are_left_to_airflows_retries():
+    for error in (SourceUnreachable("down"), KeyError("x")):
         with pytest.raises(type(error)):
             Raising(error=error).execute({})
+
+
+class FlakySource(MigrationOperator):
+    """Loses its source connection ``losses`` times, then completes."""
+
+    def __init__(self, *, losses: int, **kwargs):
+        super().__init__(spec=SPEC, task_id="t", **kwargs)
+        self.losses, self.attempts = losses, 0
+
+    def execute_migration(self, context):
+        self.attempts += 1
+        if self.attempts <= self.losses:
+            raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+        return "done"
+
+
+@pytest.fixture
+def warp():
+    """The failpoints' warped clock: the retry windows pass without sleeping them."""
+    from airflow_provider_polar_mc.core import failpoints
+
+    failpoints.configure("warp")
+    yield
+    failpoints.configure("")
+
+
+def test_a_lost_connection_resumes_the_task_within_the_window_then_fails_it_naming_the_window(warp):
+    task = FlakySource(losses=3)
+    assert task.execute({}) == "done" and task.attempts == 4
+    with pytest.raises(AirflowFailException, match=r"the source: task t failed for longer than "
+                                                   r"retry.connection_minutes \(720 min\).*Lost connection") as caught:  # fmt: skip
+        FlakySource(losses=10**6).execute({})
+    assert "clear the task to resume" in str(caught.value)
 
 
 def test_every_project_error_says_whether_retrying_helps():

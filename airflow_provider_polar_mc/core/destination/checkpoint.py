@@ -139,7 +139,7 @@ class MaxComputeCheckpointStore:
         """A fresh pyodps Table each time: a kept one answers exist_partition from its first lookup, so a
         store would not see the partition another process created since."""
         self._ensure_table()
-        return self.destination.odps.get_table(self.table, project=self.destination.project)
+        return self.destination.get_table(self.table)
 
     def _append(self, kind: str, key: str, value: Mapping[str, Any]) -> None:
         table = self._state_table()
@@ -149,23 +149,28 @@ class MaxComputeCheckpointStore:
         record["value"] = json.dumps(value, sort_keys=True, separators=(",", ":"))
         record["written_at_us"] = time.time_ns() // 1000
         record["writer"] = self._writer_id
-        # A new upload session per write: its commit appends exactly this row, atomically.
+        # A new upload session per write: its commit appends exactly this row, atomically. Repeated
+        # after a lost answer, it may append the row twice: the same value, which readers take as one.
         failpoints.reached("checkpoint.write")
-        with table.open_writer(partition=self._partition(), create_partition=True) as writer:
-            writer.write([record])
+
+        def write() -> None:  # reopen: never the session of a failed attempt (pyodps keeps its id), maybe committed
+            with table.open_writer(partition=self._partition(), create_partition=True, reopen=True) as writer:
+                writer.write([record])
+
+        self.destination.call(write, f"write checkpoint {kind}/{key}")
         failpoints.reached("checkpoint.written")
 
     def _read(self) -> list[_Row]:
         table = self._state_table()
-        if not table.exist_partition(self._partition()):
-            return []
-        rows: list[_Row] = []
-        with table.open_reader(partition=self._partition()) as reader:
-            for rec in reader:
-                rows.append(
-                    _Row(rec["kind"], rec["key"], json.loads(rec["value"]), int(rec["written_at_us"]), rec["writer"])
-                )
-        return rows
+
+        def read() -> list[_Row]:
+            if not table.exist_partition(self._partition()):
+                return []
+            with table.open_reader(partition=self._partition()) as reader:
+                return [_Row(rec["kind"], rec["key"], json.loads(rec["value"]), int(rec["written_at_us"]), rec["writer"])
+                        for rec in reader]  # fmt: skip
+
+        return self.destination.call(read, "read the checkpoints")
 
 
 class ReadOnceStore:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -73,16 +72,12 @@ class TableUpload:
         *,
         partition: str | None = None,
         overwrite: bool = True,
-        block_retries: int = 5,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         patch_pyodps_decimal_scale()
         self.destination = destination
         self.table = table
         self.partition = partition
         self.overwrite = overwrite
-        self.block_retries = block_retries
-        self._sleep = sleep
         self._tunnel = TableTunnel(destination.odps, project=destination.project)
         self.session: TableUploadSession | None = None
 
@@ -100,9 +95,10 @@ class TableUpload:
             if self.attach(upload_id):
                 return True
             log.warning("starting a new upload session of %s instead of %s", self.table, upload_id)
-        self.session = self._tunnel.create_upload_session(
+        # Repeated after a lost answer, this leaves a session nobody writes to: it expires unseen.
+        self.session = self.destination.call(lambda: self._tunnel.create_upload_session(
             self.table, partition_spec=self.partition, overwrite=self.overwrite, create_partition=self.partition is not None
-        )
+        ), f"open an upload session of {self.table}")  # fmt: skip
         return False
 
     def attach(self, upload_id: str) -> bool:
@@ -112,7 +108,9 @@ class TableUpload:
         hold blocks nobody commits.
         """
         try:
-            session = self._tunnel.create_upload_session(self.table, partition_spec=self.partition, upload_id=upload_id)
+            session = self.destination.call(
+                lambda: self._tunnel.create_upload_session(self.table, partition_spec=self.partition, upload_id=upload_id),
+                f"re-attach upload session {upload_id} of {self.table}")  # fmt: skip
         except ODPSError as exc:
             log.warning("upload session %s of %s cannot be re-attached (%s)", upload_id, self.table, exc)
             return False
@@ -129,8 +127,9 @@ class TableUpload:
         return self.session.status == TableUploadSession.Status.Closed
 
     def uploaded_blocks(self) -> set[int]:
-        assert self.session is not None
-        return {int(b) for b in self.session.get_block_list()}
+        session = self.session
+        assert session is not None
+        return self.destination.call(lambda: {int(b) for b in session.get_block_list()}, f"list the blocks of {self.table}")
 
     def write_block(self, block_id: int, data: pa.Table) -> None:
         """Upload ``data`` as block ``block_id`` (replacing any earlier upload of it), with retries."""
@@ -138,24 +137,19 @@ class TableUpload:
         if not 0 <= block_id <= MAX_BLOCK_ID:
             raise ValueError(f"block id {block_id} outside the Tunnel's range 0..{MAX_BLOCK_ID}")
         as_records = needs_record_format(data)
-        for attempt in range(self.block_retries + 1):
-            cancellation.check()  # killed (on_kill): stop before the next upload or retry
-            try:
-                if as_records:
-                    self._write_records(block_id, data)
-                else:
-                    with self.session.open_arrow_writer(block_id) as writer:
-                        single_pass_checksums(writer)
-                        for batch in data.to_batches(max_chunksize=WRITE_BATCH_ROWS):
-                            writer.write(batch)
-                failpoints.reached("tunnel.block_written")
-                return
-            except (ODPSError, OSError) as exc:
-                if attempt == self.block_retries:
-                    raise
-                delay = min(30.0, 0.5 * 2**attempt)
-                log.warning("block %d of %s failed (%s); retry %d in %.1fs", block_id, self.table, exc, attempt + 1, delay)
-                self._sleep(delay)
+        session = self.session
+
+        def upload() -> None:  # a block id uploaded again replaces the earlier upload: safe to repeat
+            if as_records:
+                self._write_records(block_id, data)
+            else:
+                with session.open_arrow_writer(block_id) as writer:
+                    single_pass_checksums(writer)
+                    for batch in data.to_batches(max_chunksize=WRITE_BATCH_ROWS):
+                        writer.write(batch)
+
+        self.destination.call(upload, f"upload block {block_id} of {self.table}")
+        failpoints.reached("tunnel.block_written")
 
     def _write_records(self, block_id: int, data: pa.Table) -> None:
         """``data`` as one record-format block: Python values, several times slower than Arrow, so
@@ -177,10 +171,14 @@ class TableUpload:
         assert self.session is not None
         cancellation.check()  # a killed task publishes nothing: its retry commits
         failpoints.reached("tunnel.commit")
-        self.session.reload()
-        if self.committed:
-            return  # an earlier attempt committed, then died before recording it
-        self.session.commit(sorted(block_ids))
+        session = self.session
+
+        def commit() -> None:
+            session.reload()
+            if not self.committed:  # else an earlier attempt committed (its answer lost, or it died after)
+                session.commit(sorted(block_ids))
+
+        self.destination.call(commit, f"commit the upload of {self.table}")
         failpoints.reached("tunnel.committed")  # data before bookkeeping: the mark is still to write
 
 
@@ -200,12 +198,10 @@ class PartitionUploads:
         threads: int = 2,
         max_in_flight: int = 4,
         before_block: Callable[[pa.Table], None] = lambda rows: None,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         self.destination = destination
         self.partition = partition
         self._before_block = before_block
-        self._sleep = sleep
         self._uploads: dict[str, TableUpload] = {}
         self._blocks: dict[str, list[int]] = {}
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="partition-upload")
@@ -223,7 +219,7 @@ class PartitionUploads:
         upload = self._uploads.get(table)
         if upload is None:
             upload = self._uploads[table] = TableUpload(
-                self.destination, table, partition=self.partition, overwrite=True, sleep=self._sleep
+                self.destination, table, partition=self.partition, overwrite=True
             )
             upload.open()
             self._blocks[table] = []
@@ -270,7 +266,7 @@ class PartitionUploads:
         for table in tables:
             if table not in self._uploads:
                 upload = self._uploads[table] = TableUpload(
-                    self.destination, table, partition=self.partition, overwrite=True, sleep=self._sleep
+                    self.destination, table, partition=self.partition, overwrite=True
                 )
                 upload.open()
                 self._blocks[table] = []

@@ -3,11 +3,14 @@
 Ranges (:mod:`~airflow_provider_polar_mc.core.source.chunking`) are read by connectorx (Rust, straight
 into Arrow) through the typed projection of :mod:`~airflow_provider_polar_mc.core.values`, in a UTC
 session, and converted into the destination's Arrow schema: the same values the binlog path produces.
-The full load (``core/full_load.py``) decides which ranges to read and uploads them.
+The full load (``core/full_load.py``) decides which ranges to read and uploads them. connectorx
+reports every failure as a ``RuntimeError`` with the driver's text; a lost or refused connection is
+raised as ``ConnectionError`` so that the retry windows (core/retry.py) apply to it.
 """
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +27,13 @@ from airflow_provider_polar_mc.core.values import (
     convert_snapshot_array,
     snapshot_alias,
     snapshot_select_expression,
+)
+
+# connectorx's (and its MySQL driver's and pool's) words for a connection that failed, not a statement.
+_CONNECTION_FAILURE = re.compile(
+    r"connection (refused|reset|closed|aborted)|broken pipe|timed out waiting for connection|unexpected eof|"
+    r"lost connection|server has gone away|os error|io ?error|can't connect",
+    re.IGNORECASE,
 )
 
 
@@ -50,7 +60,12 @@ def read_snapshot_range(
     projection = ", ".join(snapshot_select_expression(c) for c in plan.columns)
     sql = f"SELECT {projection} FROM {sqltext.quote_mysql_table(sel.source_database, sel.source_table)} WHERE {where}"
     throttle.before_query()
-    raw = connectorx.read_sql(uri, sql, return_type="arrow", pre_execution_query=list(READ_SESSION_STATEMENTS))
+    try:
+        raw = connectorx.read_sql(uri, sql, return_type="arrow", pre_execution_query=list(READ_SESSION_STATEMENTS))
+    except RuntimeError as exc:
+        if _CONNECTION_FAILURE.search(str(exc)):
+            raise ConnectionError(f"reading {sel.source_database}.{sel.source_table}: {exc}") from exc
+        raise
     arrays, fields, warnings = [], [], {}
     for c in plan.columns:
         converted = convert_snapshot_array(c, raw.column(snapshot_alias(c)))
