@@ -209,8 +209,8 @@ class ThrottleSpec(_Section):
 
 class RetrySpec(_Section):
     """How long to keep retrying: ``connection_minutes`` after losing a connection to the source or
-    the destination, ``other_minutes`` after other retryable errors (operators derive Airflow task
-    retries from these)."""
+    the destination, ``other_minutes`` after other retryable errors (MaxCompute's 5xx answers); then
+    the task fails with ``RetryWindowSpent`` (core/retry.py)."""
 
     connection_minutes: int = f.bounded(720, 10, 1440)
     """How long to keep retrying after losing a connection, in minutes."""
