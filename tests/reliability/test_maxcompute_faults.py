@@ -19,10 +19,10 @@ from tests.reliability.scenario import check, destination_rows, finish, prepare,
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STAGES = ["full_load", "sharded_full_load", "incremental_load", "merge"]
-# The client gives up on an answer after 2 s (a "timeout" fault answers after 3 s, processed all the same),
+# The client gives up on an answer after 1 s (a "timeout" fault answers after 2 s, processed all the same),
 # and pyodps repeats nothing itself: every repetition is the provider's own (core/retry.py).
-ODPS_OPTIONS = {"read_timeout": 2, "connect_timeout": 2, "retry_times": 0}
-STALL_SECONDS = 3
+ODPS_OPTIONS = {"read_timeout": 1, "connect_timeout": 2, "retry_times": 0}
+STALL_SECONDS = 2
 
 
 @pytest.fixture

@@ -35,7 +35,9 @@ def through(proxy: TcpProxy, connections, server, **extra) -> dict[str, str]:
     return {f"AIRFLOW_CONN_{connections.source.upper()}": json.dumps(conn)}
 
 
-@pytest.mark.parametrize("stage", ["full_load", "sharded_full_load", "incremental_load"])
+# The full load's own cut is the sharded one's (the same range reader, from a planning session on);
+# a plain full load meets a restarted source below.
+@pytest.mark.parametrize("stage", ["sharded_full_load", "incremental_load"])
 def test_source_connections_cut_mid_read_within_the_window_resume(stage, connections, mysql_server, emulator, shop, proxy, fault_tally, workers, tmp_path):  # noqa: F811
     spec, context = prepare(stage, connections, mysql_server, shop)
     budget = fault_tally.rng("cut", stage).randint(500, 20_000)  # each stage reads more through the proxy
