@@ -96,7 +96,6 @@ class MigrationOperator(BaseOperator):
         return spec
 
     def execute(self, context: Any) -> Any:
-
         cancellation.reset()
         try:
             return self._execute_resuming(context)
