@@ -183,9 +183,17 @@ class AirflowStack:
         return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"]
 
     def backfill(self, dag_id: str, from_date: str, to_date: str, **options: Any) -> dict[str, Any]:
-        """Airflow 3's backfill of the runs whose logical dates lie in [from_date, to_date]."""
-        return self.request("POST", "/api/v2/backfills", {"dag_id": dag_id, "from_date": from_date, "to_date": to_date,
-                                                          **options})  # fmt: skip
+        """Airflow 3's backfill of the runs whose logical dates lie in [from_date, to_date]. On SQLite the
+        api-server refuses it (503, "Database is locked") while the scheduler writes: asked again."""
+        body = {"dag_id": dag_id, "from_date": from_date, "to_date": to_date, **options}
+        for attempt in range(30):
+            try:
+                return self.request("POST", "/api/v2/backfills", body)
+            except RuntimeError as exc:
+                if "Database is locked" not in str(exc) or attempt == 29:
+                    raise
+                time.sleep(1)
+        raise AssertionError("not reached")
 
     def get_backfill(self, backfill_id: int) -> dict[str, Any]:
         return self.request("GET", f"/api/v2/backfills/{backfill_id}")
