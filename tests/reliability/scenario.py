@@ -117,6 +117,30 @@ class Workers:
         self.server.wait(30)
 
 
+def run_interrupted(workers: Workers, stage: str, spec: dict, context: dict, tmp_path: Path, point: str, count: int,
+                    interrupt, **options: Any) -> tuple[int, str]:
+    """Run ``stage`` in a worker (warped retry clock) and call ``interrupt()`` once it passed failpoint
+    ``point`` ``count`` times (a restart under it); the worker's exit code and output."""
+    import threading
+    import time
+
+    trace = tmp_path / "points"
+    outcome: list[tuple[int, str]] = []
+    worker = threading.Thread(target=lambda: outcome.append(
+        workers.run(stage, spec, context, f"trace={trace},warp", tmp_path / "worker.log", **options)))  # fmt: skip
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and worker.is_alive():
+        if trace.exists() and trace.read_text().count(point) >= count:
+            break
+        time.sleep(0.01)
+    assert worker.is_alive(), f"the {stage} ended before the interruption"
+    interrupt()
+    worker.join(120)
+    [(code, out)] = outcome
+    return code, out
+
+
 def retry(stage: str, spec: dict, context: dict) -> None:
     """Airflow's retry of the killed task, and the tasks after it (in this process: no failpoints)."""
     run_stage(stage, spec, context)

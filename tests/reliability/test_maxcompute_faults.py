@@ -8,13 +8,10 @@ slept, so a case outlasts a window in seconds while every attempt is still a rea
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from tests.integration.test_incremental import shop  # noqa: F401 - the fixture
-from tests.reliability.scenario import check, destination_rows, finish, prepare, retry
+from tests.reliability.scenario import check, destination_rows, finish, prepare, retry, run_interrupted
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -81,22 +78,10 @@ def test_maxcompute_failing_beyond_the_window_fails_clearly_and_writes_nothing(s
 def test_the_emulator_restarted_mid_upload(connections, mysql_server, emulator, shop, fault_tally, workers, tmp_path):  # noqa: F811
     stage = "full_load"
     spec, context = prepare(stage, connections, mysql_server, shop)
-    trace = tmp_path / "points"
-    outcome: list[tuple[int, str]] = []
-    worker = threading.Thread(target=lambda: outcome.append(
-        workers.run(stage, spec, context, f"trace={trace},warp", tmp_path / "worker.log", odps_options=ODPS_OPTIONS)))  # fmt: skip
-    worker.start()
     blocks = fault_tally.rng("restart").randint(2, 12)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and worker.is_alive():
-        if trace.exists() and trace.read_text().count("tunnel.block_written") >= blocks:
-            break
-        time.sleep(0.02)
-    assert worker.is_alive(), "the full load ended before the restart"
-    emulator.restart()
+    code, out = run_interrupted(workers, stage, spec, context, tmp_path, "tunnel.block_written", blocks,
+                                emulator.restart, odps_options=ODPS_OPTIONS)  # fmt: skip
     fault_tally.injected()
-    worker.join(120)
-    [(code, out)] = outcome
     print(f"{stage}: emulator restarted after {blocks} blocks; the worker exited {code}", flush=True)
     assert code == 0, out[-3000:]
     finish(stage, spec, mysql_server, shop)

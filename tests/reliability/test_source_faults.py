@@ -9,14 +9,12 @@ slept, so the 720-minute window is outlasted in seconds while every attempt is a
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import pytest
 
 from tests.integration.test_incremental import shop  # noqa: F401 - the fixture
 from tests.reliability.proxy import TcpProxy
-from tests.reliability.scenario import check, destination_rows, finish, prepare, retry
+from tests.reliability.scenario import check, destination_rows, finish, prepare, retry, run_interrupted
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -68,22 +66,9 @@ def test_a_binlog_stream_stalled_past_its_read_timeout_resumes(connections, mysq
 def test_the_source_restarted_mid_load(connections, mysql_server, emulator, shop, fault_tally, workers, tmp_path):  # noqa: F811
     stage = "full_load"
     spec, context = prepare(stage, connections, mysql_server, shop)
-    trace = tmp_path / "points"
-    outcome: list[tuple[int, str]] = []
-    worker = threading.Thread(target=lambda: outcome.append(
-        workers.run(stage, spec, context, f"trace={trace},warp", tmp_path / "worker.log")))  # fmt: skip
-    worker.start()
     ranges = fault_tally.rng("source restart").randint(2, 20)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and worker.is_alive():
-        if trace.exists() and trace.read_text().count("full_load.range") >= ranges:
-            break
-        time.sleep(0.01)
-    assert worker.is_alive(), "the full load ended before the restart"
-    mysql_server.restart()
+    code, out = run_interrupted(workers, stage, spec, context, tmp_path, "full_load.range", ranges, mysql_server.restart)
     fault_tally.injected()
-    worker.join(120)
-    [(code, out)] = outcome
     print(f"{stage}: source restarted after {ranges} ranges; the worker exited {code}", flush=True)
     assert code == 0, out[-3000:]
     finish(stage, spec, mysql_server, shop)
